@@ -1,0 +1,42 @@
+"""Settings, read from ``INKWELL_*`` environment variables."""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    """Runtime settings of the CLI and the service."""
+
+    model_config = SettingsConfigDict(env_prefix="INKWELL_", env_file=None, extra="ignore")
+
+    data_dir: Path = Field(default=PROJECT_ROOT / "data", description="Root of /train datasets.")
+    models_dir: Path = Field(default=PROJECT_ROOT / "models", description="Trained model versions.")
+    default_model_dir: Path = Field(
+        default=PROJECT_ROOT / "models" / "default", description="Model shipped with inkwell."
+    )
+    cache_dir: Path = Field(
+        default=PROJECT_ROOT / ".cache" / "features", description="Feature cache directory."
+    )
+    max_pages: int = Field(default=200, ge=1, description="Most pages accepted in one document.")
+    max_upload_bytes: int = Field(default=50 * 1024 * 1024, ge=1)
+    max_image_pixels: int = Field(default=120_000_000, ge=1)
+    render_dpi: int = Field(default=200, ge=50, le=600, description="DPI used to render PDFs.")
+    pdf_timeout: float = Field(default=120.0, gt=0)
+    ocr_timeout: float = Field(default=30.0, gt=0)
+    ocr_lang: str = Field(default="eng", pattern=r"^[A-Za-z_]+(\+[A-Za-z_]+)*$")
+    workers: int = Field(default_factory=lambda: max(1, os.cpu_count() or 1), ge=1)
+    log_level: str = "INFO"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """Return the process-wide settings (cached; tests override via dependency_overrides)."""
+    return Settings()

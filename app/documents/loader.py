@@ -1,0 +1,270 @@
+"""Turn a PDF or an image (path or bytes) into a list of greyscale pages.
+
+Formats are detected from the content (magic bytes), never from the file name. Every failure is
+mapped to an :class:`~app.errors.AppError` with a message a user understands.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import re
+import shutil
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pdf2image
+from pdf2image import exceptions as pdf_exc
+from PIL import Image, ImageOps, ImageSequence
+
+from app.errors import (
+    CorruptDocumentError,
+    DocumentTooLargeError,
+    EmptyInputError,
+    EncryptedDocumentError,
+    ImageTooSmallError,
+    MissingDependencyError,
+    OcrTimeoutError,
+    TooManyPagesError,
+    UnsupportedFormatError,
+)
+
+log = logging.getLogger(__name__)
+
+PathOrBytes = str | Path | bytes
+
+DEFAULT_MAX_PAGES = 200
+DEFAULT_MAX_PIXELS = 120_000_000
+MIN_SIDE = 8
+
+MEDIA_TYPES = {
+    "pdf": "application/pdf",
+    "png": "image/png",
+    "jpeg": "image/jpeg",
+    "tiff": "image/tiff",
+    "bmp": "image/bmp",
+    "webp": "image/webp",
+}
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page: an 8-bit greyscale array (0 = black ink, 255 = white paper)."""
+
+    image: np.ndarray
+    number: int
+    dpi: float | None
+
+    @property
+    def width(self) -> int:
+        """Width in pixels."""
+        return int(self.image.shape[1])
+
+    @property
+    def height(self) -> int:
+        """Height in pixels."""
+        return int(self.image.shape[0])
+
+
+def detect_format(data: bytes) -> str | None:
+    """Return the format (``pdf``, ``png``, ``jpeg``, ``tiff``, ``bmp``, ``webp``) or None."""
+    head = data[:16]
+    fmt: str | None = None
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        fmt = "png"
+    elif head.startswith(b"\xff\xd8\xff"):
+        fmt = "jpeg"
+    elif head[:4] in (b"II*\x00", b"MM\x00*"):
+        fmt = "tiff"
+    elif head.startswith(b"BM") and len(data) > 26:
+        fmt = "bmp"
+    elif head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        fmt = "webp"
+    elif b"%PDF-" in data[:1024]:
+        fmt = "pdf"
+    return fmt
+
+
+def _read(source: PathOrBytes) -> bytes:
+    if isinstance(source, bytes):
+        return source
+    path = Path(source)
+    try:
+        return path.read_bytes()
+    except FileNotFoundError as e:
+        raise CorruptDocumentError(f"File not found: {path}") from e
+    except IsADirectoryError as e:
+        raise UnsupportedFormatError(f"{path} is a directory, not a document") from e
+    except OSError as e:
+        raise CorruptDocumentError(f"Cannot read {path}: {e.strerror}") from e
+
+
+def load_pages(
+    source: PathOrBytes,
+    *,
+    filename: str | None = None,
+    dpi: int = 300,
+    max_pages: int = DEFAULT_MAX_PAGES,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    timeout: float = 120.0,
+) -> list[Page]:
+    """Load every page of a PDF or image.
+
+    Args:
+        source: a path or the raw bytes.
+        filename: the name to quote in messages (defaults to the path).
+        dpi: resolution at which PDF pages are rendered.
+        max_pages: refuse documents with more pages, before rendering them.
+        max_pixels: refuse pages with more pixels (decompression bombs).
+        timeout: seconds allowed to each poppler call.
+
+    Returns:
+        The pages in document order, numbered from 1.
+
+    Raises:
+        AppError: a subclass that says what is wrong with the input.
+    """
+    data = _read(source)
+    name = filename or (str(source) if not isinstance(source, bytes) else "upload")
+    if not data:
+        raise EmptyInputError(f"{name} is empty (0 bytes)")
+    fmt = detect_format(data)
+    if fmt is None:
+        raise UnsupportedFormatError(
+            f"{name} is not a PDF or a supported image (PNG, JPEG, TIFF, BMP, WebP)"
+        )
+    if fmt == "pdf":
+        pages = _load_pdf(
+            data, name=name, dpi=dpi, max_pages=max_pages, max_pixels=max_pixels, timeout=timeout
+        )
+    else:
+        pages = _load_image(data, name=name, max_pages=max_pages, max_pixels=max_pixels)
+    log.debug("loaded %s: %s, %d page(s)", name, fmt, len(pages))
+    return pages
+
+
+# --------------------------------------------------------------------------------------- PDF
+_PAGE_SIZE = re.compile(r"([\d.]+) x ([\d.]+) pts")
+
+
+def _pdfinfo(data: bytes, *, name: str, timeout: float) -> dict[str, object]:
+    if shutil.which("pdfinfo") is None or shutil.which("pdftoppm") is None:
+        raise MissingDependencyError(
+            "Could not find program 'pdftoppm'/'pdfinfo' (install poppler-utils)"
+        )
+    try:
+        info: dict[str, object] = pdf2image.pdfinfo_from_bytes(data, timeout=int(timeout) or 1)
+    except pdf_exc.PDFInfoNotInstalledError as e:
+        raise MissingDependencyError(
+            "Could not find program 'pdfinfo' (install poppler-utils)"
+        ) from e
+    except pdf_exc.PDFPopplerTimeoutError as e:
+        raise OcrTimeoutError(f"Reading {name} took longer than {timeout:g} s") from e
+    except pdf_exc.PDFPageCountError as e:
+        text = str(e).lower()
+        if "password" in text or "encrypt" in text:
+            raise EncryptedDocumentError(f"{name} is protected by a password") from e
+        raise CorruptDocumentError(f"{name} is a damaged or truncated PDF") from e
+    return info
+
+
+def _load_pdf(
+    data: bytes, *, name: str, dpi: int, max_pages: int, max_pixels: int, timeout: float
+) -> list[Page]:
+    info = _pdfinfo(data, name=name, timeout=timeout)
+    count = int(str(info.get("Pages", 0)))
+    if count < 1:
+        raise CorruptDocumentError(f"{name} is a PDF with no pages")
+    if count > max_pages:
+        raise TooManyPagesError(f"{name} has {count} pages; the limit is {max_pages}")
+    render_dpi = float(dpi)
+    match = _PAGE_SIZE.search(str(info.get("Page size", "")))
+    if match:  # keep huge pages under the pixel limit by lowering the resolution
+        w_in, h_in = float(match.group(1)) / 72.0, float(match.group(2)) / 72.0
+        if w_in * h_in * render_dpi**2 > max_pixels:
+            render_dpi = max(10.0, (max_pixels / max(w_in * h_in, 1e-6)) ** 0.5)
+            log.warning("%s: pages are large, rendering at %.0f dpi", name, render_dpi)
+    try:
+        images = pdf2image.convert_from_bytes(
+            data, dpi=round(render_dpi), grayscale=True, timeout=int(timeout) or 1, thread_count=1
+        )
+    except pdf_exc.PDFPopplerTimeoutError as e:
+        raise OcrTimeoutError(f"Rendering {name} took longer than {timeout:g} s") from e
+    except pdf_exc.PDFPageCountError as e:
+        raise CorruptDocumentError(f"{name} is a damaged or truncated PDF") from e
+    except (OSError, ValueError, Image.DecompressionBombError) as e:
+        raise CorruptDocumentError(f"{name} could not be rendered: {e}") from e
+    if len(images) != count:
+        raise CorruptDocumentError(
+            f"{name} is damaged: {len(images)} of {count} pages could be rendered"
+        )
+    dpi_used = float(round(render_dpi))
+    return [Page(image=_to_grey(img), number=i, dpi=dpi_used) for i, img in enumerate(images, 1)]
+
+
+# ------------------------------------------------------------------------------------ images
+def _image_dpi(img: Image.Image) -> float | None:
+    dpi: object = img.info.get("dpi")
+    try:
+        value = float(dpi[0]) if isinstance(dpi, tuple) else float(str(dpi))
+    except (TypeError, ValueError, IndexError):
+        return None
+    return value if 10.0 <= value <= 5000.0 else None
+
+
+def _load_image(data: bytes, *, name: str, max_pages: int, max_pixels: int) -> list[Page]:
+    old_limit = Image.MAX_IMAGE_PIXELS
+    pages: list[Page] = []
+    try:
+        Image.MAX_IMAGE_PIXELS = max_pixels
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as img:
+                n_frames = int(getattr(img, "n_frames", 1))
+                if n_frames > max_pages:
+                    raise TooManyPagesError(
+                        f"{name} has {n_frames} pages; the limit is {max_pages}"
+                    )
+                for number, frame in enumerate(ImageSequence.Iterator(img), 1):
+                    if frame.width * frame.height > max_pixels:
+                        raise DocumentTooLargeError(
+                            f"{name} page {number} has {frame.width}x{frame.height} pixels; "
+                            f"the limit is {max_pixels} pixels"
+                        )
+                    dpi = _image_dpi(frame)
+                    frame.load()
+                    oriented = ImageOps.exif_transpose(frame) if number == 1 else frame.copy()
+                    pages.append(Page(image=_to_grey(oriented), number=number, dpi=dpi))
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        raise DocumentTooLargeError(
+            f"{name} is larger than the limit of {max_pixels} pixels"
+        ) from e
+    except (OSError, SyntaxError, ValueError, EOFError) as e:
+        raise CorruptDocumentError(f"{name} is a damaged or truncated image ({e})") from e
+    finally:
+        Image.MAX_IMAGE_PIXELS = old_limit
+    for page in pages:
+        if min(page.image.shape) < MIN_SIDE:
+            raise ImageTooSmallError(
+                f"{name} page {page.number} is {page.width}x{page.height} pixels: too small "
+                f"to hold writing (at least {MIN_SIDE}x{MIN_SIDE})"
+            )
+    return pages
+
+
+def _to_grey(img: Image.Image) -> np.ndarray:
+    """Convert any Pillow mode to 8-bit greyscale, alpha composited on white."""
+    mode = img.mode
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        arr = np.asarray(img, dtype=np.float64)
+        lo, hi = float(arr.min()), float(arr.max())
+        scaled = (arr - lo) * (255.0 / (hi - lo)) if hi > lo else np.full_like(arr, 255.0)
+        return np.ascontiguousarray(scaled.round().astype(np.uint8))
+    if mode == "P" or mode in ("LA", "PA"):
+        img = img.convert("RGBA")
+    if img.mode == "RGBA":
+        background = Image.new("RGBA", img.size, (255, 255, 255, 255))
+        img = Image.alpha_composite(background, img)
+    return np.ascontiguousarray(np.asarray(img.convert("L"), dtype=np.uint8))

@@ -1,0 +1,165 @@
+"""The error tree: every error carries a CLI exit code and an HTTP status.
+
+One CLI handler and one FastAPI exception handler turn any :class:`AppError` into an exit code or a
+JSON ``{"detail", "code"}`` body, so no layer needs to know how the error will be shown.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+from http import HTTPStatus
+
+
+class ExitCode(IntEnum):
+    """Process exit codes of the CLI."""
+
+    OK = 0
+    INTERNAL = 1
+    USAGE = 2
+    BAD_INPUT = 3
+    MISSING_DEPENDENCY = 4
+    OCR_FAILED = 5
+    MODEL = 6
+    DATASET = 7
+    INTERRUPTED = 130
+
+
+class AppError(Exception):
+    """Base of every error inkwell reports to a user."""
+
+    exit_code: ExitCode = ExitCode.INTERNAL
+    http_status: int = HTTPStatus.INTERNAL_SERVER_ERROR
+    code: str = "internal_error"
+
+    def __init__(self, message: str) -> None:
+        """Keep the user-facing message."""
+        super().__init__(message)
+        self.message = message
+
+
+class InputError(AppError):
+    """The input document cannot be used."""
+
+    exit_code = ExitCode.BAD_INPUT
+    http_status = HTTPStatus.UNPROCESSABLE_ENTITY
+    code = "bad_input"
+
+
+class EmptyInputError(InputError):
+    """Zero bytes were given."""
+
+    http_status = HTTPStatus.BAD_REQUEST
+    code = "empty_input"
+
+
+class UnsupportedFormatError(InputError):
+    """The bytes are not a PDF or a supported image format."""
+
+    http_status = HTTPStatus.UNSUPPORTED_MEDIA_TYPE
+    code = "unsupported_format"
+
+
+class CorruptDocumentError(InputError):
+    """The file looks like a known format but cannot be decoded."""
+
+    code = "corrupt_document"
+
+
+class EncryptedDocumentError(InputError):
+    """The PDF is protected by a password."""
+
+    code = "encrypted_document"
+
+
+class TooManyPagesError(InputError):
+    """The document has more pages than allowed."""
+
+    code = "too_many_pages"
+
+
+class DocumentTooLargeError(InputError):
+    """The upload or the decoded image is larger than allowed."""
+
+    http_status = HTTPStatus.REQUEST_ENTITY_TOO_LARGE
+    code = "too_large"
+
+
+class ImageTooSmallError(InputError):
+    """The image has too few pixels to hold any writing."""
+
+    code = "image_too_small"
+
+
+class MissingDependencyError(AppError):
+    """An external program (tesseract, pdftoppm) is missing."""
+
+    exit_code = ExitCode.MISSING_DEPENDENCY
+    http_status = HTTPStatus.SERVICE_UNAVAILABLE
+    code = "missing_dependency"
+
+
+class OcrError(AppError):
+    """Tesseract failed on a page."""
+
+    exit_code = ExitCode.OCR_FAILED
+    http_status = HTTPStatus.BAD_GATEWAY
+    code = "ocr_failed"
+
+
+class OcrTimeoutError(OcrError):
+    """Tesseract or pdftoppm took longer than allowed."""
+
+    http_status = HTTPStatus.GATEWAY_TIMEOUT
+    code = "timeout"
+
+
+class ModelError(AppError):
+    """A model cannot be loaded or used."""
+
+    exit_code = ExitCode.MODEL
+    http_status = HTTPStatus.INTERNAL_SERVER_ERROR
+    code = "model_error"
+
+
+class ModelNotFoundError(ModelError):
+    """No model with that id or algorithm exists."""
+
+    http_status = HTTPStatus.NOT_FOUND
+    code = "model_not_found"
+
+
+class ModelIntegrityError(ModelError):
+    """A model file does not match the checksum in its metadata."""
+
+    code = "model_integrity"
+
+
+class DatasetError(AppError):
+    """A training or evaluation dataset cannot be used."""
+
+    exit_code = ExitCode.DATASET
+    http_status = HTTPStatus.UNPROCESSABLE_ENTITY
+    code = "dataset_error"
+
+
+class PathNotAllowedError(DatasetError):
+    """A dataset path points outside the data directory."""
+
+    http_status = HTTPStatus.FORBIDDEN
+    code = "path_not_allowed"
+
+
+class TrainingBusyError(AppError):
+    """A training job is already running."""
+
+    exit_code = ExitCode.USAGE
+    http_status = HTTPStatus.CONFLICT
+    code = "training_busy"
+
+
+class JobNotFoundError(AppError):
+    """No training job with that id."""
+
+    exit_code = ExitCode.USAGE
+    http_status = HTTPStatus.NOT_FOUND
+    code = "job_not_found"
