@@ -1,0 +1,19 @@
+"""Page -> named features."""
+
+from app.features.extract import (
+    FEATURE_NAMES,
+    FEATURE_VERSION,
+    OcrSettings,
+    PageAnalysis,
+    analyse_page,
+    page_features,
+)
+
+__all__ = [
+    "FEATURE_NAMES",
+    "FEATURE_VERSION",
+    "OcrSettings",
+    "PageAnalysis",
+    "analyse_page",
+    "page_features",
+]

@@ -1,0 +1,390 @@
+"""Page -> named features: OCR confidences, character regularity and stroke statistics.
+
+All features are computed after :func:`~app.features.normalise.normalise`, so every length is in
+units of the page's own text height: none of them sees DPI, page size or absolute pixel sizes.
+``FEATURE_NAMES`` fixes the column order once; ``FEATURE_VERSION`` changes whenever a feature does.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import ndimage
+
+from app.features.layout import Components, Line, find_components, group_lines
+from app.features.normalise import CANON_HEIGHT, Normalised, normalise
+from app.ocr import OcrWord, image_to_words
+
+log = logging.getLogger(__name__)
+
+FEATURE_VERSION = "1.2"
+
+OCR_FEATURES = (
+    "ocr_conf_mean",
+    "ocr_conf_median",
+    "ocr_conf_std",
+    "ocr_conf_p10",
+    "ocr_conf_p90",
+    "ocr_share_conf_ge90",
+    "ocr_share_conf_lt50",
+    "ocr_words_per_line",
+    "ocr_wordlike_share",
+    "ocr_chars_per_word",
+    "ocr_area_share",
+    "ocr_lowconf_line_share",
+    "ocr_line_conf_p25",
+)
+REGULARITY_FEATURES = (
+    "reg_height_cv",
+    "reg_width_cv",
+    "reg_aspect_spread",
+    "reg_height_mode_share",
+    "reg_baseline_dev",
+    "reg_gap_cv",
+    "reg_line_spacing_cv",
+    "reg_comps_per_line",
+    "reg_comp_density",
+    "reg_line_height_ratio",
+    "reg_line_height_cv",
+    "reg_baseline_dev_p75",
+    "reg_comp_density_p25",
+)
+STROKE_FEATURES = (
+    "stroke_width_mean",
+    "stroke_width_cv",
+    "stroke_straightness",
+    "stroke_curvature",
+    "stroke_orient_entropy",
+    "stroke_axis_share",
+    "stroke_slant_abs",
+    "stroke_slant_std",
+    "stroke_ink_density",
+)
+FLAG_FEATURES = ("empty",)
+FEATURE_NAMES: tuple[str, ...] = (
+    OCR_FEATURES + REGULARITY_FEATURES + STROKE_FEATURES + FLAG_FEATURES
+)
+
+OCR_SAMPLE_LINES = 12
+LOW_LINE_CONF = 60.0
+STROKE_SAMPLE_LINES = 40
+OCR_MAX_LINE_WIDTH = 1200
+_WORDLIKE = re.compile(
+    r"^[\"'(\[]?([A-Za-zÀ-ÖØ-öø-ÿ]+(['’-][A-Za-zÀ-ÖØ-öø-ÿ]+)?|\d+([.,:/-]\d+)*)[\"')\].,;:!?]*$"
+)
+_VOWELS = set("aeiouyAEIOUYàâäéèêëîïôöùûüÿÀÂÄÉÈÊËÎÏÔÖÙÛÜ")
+
+
+@dataclass
+class OcrSettings:
+    """How the OCR stage runs."""
+
+    lang: str = "eng"
+    timeout: float = 30.0
+    enabled: bool = True
+
+    def key(self) -> str:
+        """A string that identifies settings which change feature values."""
+        return f"{self.lang}|{OCR_SAMPLE_LINES}|{int(self.enabled)}"
+
+
+@dataclass
+class PageAnalysis:
+    """Everything the feature stage learned about one page."""
+
+    features: dict[str, float]
+    lines: list[Line]
+    scale: float
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def _safe_cv(values: np.ndarray) -> float:
+    if values.size < 2:
+        return 0.0
+    mean = float(values.mean())
+    return float(values.std() / mean) if mean > 0 else 0.0
+
+
+def _iqr(values: np.ndarray) -> float:
+    if values.size < 2:
+        return 0.0
+    q75, q25 = np.percentile(values, [75, 25])
+    return float(q75 - q25)
+
+
+def _median(values: list[float]) -> float:
+    return float(np.median(values)) if values else 0.0
+
+
+def _quantile(values: list[float], q: float) -> float:
+    return float(np.percentile(values, q)) if values else 0.0
+
+
+def is_wordlike(token: str) -> bool:
+    """Whether an OCR token looks like a dictionary word or a number (English or French)."""
+    if not _WORDLIKE.match(token):
+        return False
+    letters = [c for c in token if c.isalpha()]
+    if not letters:
+        return True
+    core = "".join(letters)
+    if len(core) > 1 and not any(c in _VOWELS for c in core):
+        return False
+    # mixed case inside a word ("tHe", "wOrD") is an OCR artefact, not a word
+    return core.islower() or core.isupper() or (core[0].isupper() and core[1:].islower())
+
+
+# ---------------------------------------------------------------------------- regularity
+def line_regularity(comps: Components, line: Line) -> dict[str, float]:
+    """Regularity statistics of one line (all lengths relative to its median component)."""
+    m = line.members
+    h = comps.height[m]
+    w = comps.width[m]
+    med_h = float(np.median(h)) if h.size else 1.0
+    bottoms = comps.y1[m].astype(np.float64)
+    centres = (comps.x0[m] + comps.x1[m]) / 2.0
+    core = (h >= 0.5 * med_h) & (h <= 1.5 * med_h)
+    baseline_dev = 0.0
+    if core.sum() >= 3:
+        x, y = centres[core], bottoms[core]
+        coef = np.polyfit(x - x.mean(), y, 1)
+        resid = y - np.polyval(coef, x - x.mean())
+        baseline_dev = float(np.sqrt(np.mean(resid**2)) / max(med_h, 1.0))
+    gaps = comps.x0[m][1:] - np.maximum.accumulate(comps.x1[m])[:-1]
+    gaps = gaps[gaps > 0].astype(np.float64)
+    return {
+        "height_cv": _safe_cv(h),
+        "width_cv": _safe_cv(w),
+        "baseline_dev": baseline_dev,
+        "gap_cv": _safe_cv(gaps),
+        "comps": float(m.size),
+        "density": float(m.size) * med_h / max(line.width, 1),
+        "height_ratio": line.height / max(med_h, 1.0),
+    }
+
+
+def _line_spacing_cv(lines: list[Line]) -> float:
+    if len(lines) < 3:
+        return 0.0
+    centres = np.array([(ln.y0 + ln.y1) / 2 for ln in lines])
+    x0 = np.array([ln.x0 for ln in lines])
+    x1 = np.array([ln.x1 for ln in lines])
+    heights = np.array([ln.height for ln in lines], dtype=np.float64)
+    steps: list[float] = []
+    for i in range(len(lines)):
+        overlap = np.minimum(x1, x1[i]) - np.maximum(x0, x0[i])
+        below = (centres > centres[i] + 0.5 * heights[i]) & (overlap > 0.3 * (x1[i] - x0[i]))
+        if below.any():
+            steps.append(float((centres[below].min() - centres[i]) / max(heights[i], 1.0)))
+    return _safe_cv(np.array(steps)) if len(steps) >= 2 else 0.0
+
+
+def regularity_features(comps: Components, lines: list[Line]) -> dict[str, float]:
+    """Character regularity: size, alignment and spacing of connected components."""
+    in_lines = np.concatenate([ln.members for ln in lines]) if lines else np.zeros(0, int)
+    h = comps.height[in_lines]
+    w = comps.width[in_lines]
+    med_h = float(np.median(h)) if h.size else 0.0
+    per_line = [line_regularity(comps, ln) for ln in lines if ln.members.size >= 3]
+    aspect = np.log(np.maximum(w, 1) / np.maximum(h, 1)) if h.size else np.zeros(0)
+    mode_share = float(np.mean(np.abs(h - med_h) <= 0.15 * med_h)) if med_h > 0 else 0.0
+    return {
+        "reg_height_cv": _safe_cv(h),
+        "reg_width_cv": _safe_cv(w),
+        "reg_aspect_spread": _iqr(aspect),
+        "reg_height_mode_share": mode_share,
+        "reg_baseline_dev": _median([r["baseline_dev"] for r in per_line]),
+        "reg_gap_cv": _median([r["gap_cv"] for r in per_line]),
+        "reg_line_spacing_cv": _line_spacing_cv(lines),
+        "reg_comps_per_line": _median([r["comps"] for r in per_line]),
+        "reg_comp_density": _median([r["density"] for r in per_line]),
+        "reg_line_height_ratio": _median([r["height_ratio"] for r in per_line]),
+        "reg_line_height_cv": _median([r["height_cv"] for r in per_line]),
+        "reg_baseline_dev_p75": _quantile([r["baseline_dev"] for r in per_line], 75),
+        "reg_comp_density_p25": _quantile([r["density"] for r in per_line], 25),
+    }
+
+
+# -------------------------------------------------------------------------------- strokes
+def _sample(lines: list[Line], k: int) -> list[Line]:
+    if len(lines) <= k:
+        return list(lines)
+    idx = np.unique(np.linspace(0, len(lines) - 1, k).round().astype(int))
+    return [lines[i] for i in idx]
+
+
+def stroke_features(norm: Normalised, lines: list[Line]) -> dict[str, float]:
+    """Stroke width, straightness/curvature, orientation and slant on a sample of lines."""
+    widths: list[np.ndarray] = []
+    coherence: list[np.ndarray] = []
+    angles: list[np.ndarray] = []
+    mags: list[np.ndarray] = []
+    ink_px = 0
+    box_px = 0
+    pad = 2
+    for ln in _sample(lines, STROKE_SAMPLE_LINES):
+        ys = slice(max(0, ln.y0 - pad), ln.y1 + pad)
+        xs = slice(max(0, ln.x0 - pad), min(ln.x1 + pad, ln.x0 + 40 * int(CANON_HEIGHT)))
+        ink = norm.ink[ys, xs]
+        grey = norm.grey[ys, xs].astype(np.float32)
+        ink_px += int(ink.sum())
+        box_px += ink.size
+        edt = ndimage.distance_transform_edt(ink)
+        ridge = ink & (edt >= ndimage.maximum_filter(edt, size=3)) & (edt > 0)
+        widths.append(2.0 * edt[ridge] - 1.0)
+        gx = ndimage.sobel(grey, axis=1)
+        gy = ndimage.sobel(grey, axis=0)
+        mag = np.hypot(gx, gy)
+        edge = mag > max(float(mag.max()) * 0.2, 1e-3)
+        jxx = ndimage.gaussian_filter(gx * gx, 1.5)
+        jyy = ndimage.gaussian_filter(gy * gy, 1.5)
+        jxy = ndimage.gaussian_filter(gx * gy, 1.5)
+        num = np.sqrt((jxx - jyy) ** 2 + 4 * jxy**2)
+        coh = num / np.maximum(jxx + jyy, 1e-6)
+        coherence.append(coh[edge])
+        angles.append(np.arctan2(gy[edge], gx[edge]))
+        mags.append(mag[edge])
+    if not widths or box_px == 0:
+        return dict.fromkeys(STROKE_FEATURES, 0.0)
+    sw = np.concatenate(widths) / CANON_HEIGHT
+    coh_all = np.concatenate(coherence)
+    theta = np.mod(np.concatenate(angles), np.pi)  # gradient direction, 0..pi
+    weight = np.concatenate(mags)
+    hist, _ = np.histogram(theta, bins=12, range=(0, np.pi), weights=weight)
+    total = hist.sum()
+    p = hist / total if total > 0 else np.full(12, 1 / 12)
+    entropy = float(-(p[p > 0] * np.log(p[p > 0])).sum() / np.log(12))
+    # gradient near 0 or pi means a near-vertical stroke edge; its deviation is the slant
+    dev = np.where(theta > np.pi / 2, theta - np.pi, theta)
+    vertical = np.abs(dev) < np.deg2rad(40)
+    axis = (np.abs(dev) < np.deg2rad(7.5)) | (np.abs(np.abs(dev) - np.pi / 2) < np.deg2rad(7.5))
+    if vertical.any() and weight[vertical].sum() > 0:
+        wv = weight[vertical]
+        slant = float(np.average(dev[vertical], weights=wv))
+        slant_std = float(np.sqrt(np.average((dev[vertical] - slant) ** 2, weights=wv)))
+    else:
+        slant, slant_std = 0.0, 0.0
+    return {
+        "stroke_width_mean": float(sw.mean()) if sw.size else 0.0,
+        "stroke_width_cv": _safe_cv(sw),
+        "stroke_straightness": float(coh_all.mean()) if coh_all.size else 0.0,
+        "stroke_curvature": float(np.mean(coh_all < 0.5)) if coh_all.size else 0.0,
+        "stroke_orient_entropy": entropy,
+        "stroke_axis_share": float(weight[axis].sum() / total) if total > 0 else 0.0,
+        "stroke_slant_abs": float(np.degrees(abs(slant))),
+        "stroke_slant_std": float(np.degrees(slant_std)),
+        "stroke_ink_density": ink_px / box_px,
+    }
+
+
+# ------------------------------------------------------------------------------------ OCR
+def build_montage(
+    grey: np.ndarray, lines: list[Line], *, gap: int = 12
+) -> tuple[np.ndarray, int, list[tuple[int, int]]]:
+    """Stack line crops into one image for a single tesseract call.
+
+    Returns:
+        The montage, the total area of the crops, and each crop's (top, bottom) in the montage.
+    """
+    crops = []
+    area = 0
+    pad = 4
+    for ln in lines:
+        crop = grey[max(0, ln.y0 - pad) : ln.y1 + pad, max(0, ln.x0 - pad) : ln.x1 + pad]
+        crop = crop[:, :OCR_MAX_LINE_WIDTH]
+        crops.append(crop)
+        area += crop.shape[0] * crop.shape[1]
+    if not crops:
+        return np.zeros((0, 0), dtype=np.uint8), 0, []
+    width = max(c.shape[1] for c in crops) + 2 * gap
+    height = sum(c.shape[0] for c in crops) + gap * (len(crops) + 1)
+    montage = np.full((height, width), 255, dtype=np.uint8)
+    y = gap
+    spans = []
+    for c in crops:
+        montage[y : y + c.shape[0], gap : gap + c.shape[1]] = c
+        spans.append((y, y + c.shape[0]))
+        y += c.shape[0] + gap
+    return montage, area, spans
+
+
+def ocr_features(norm: Normalised, lines: list[Line], settings: OcrSettings) -> dict[str, float]:
+    """Tesseract word confidences and word shapes on a bounded sample of lines."""
+    candidates = [ln for ln in lines if ln.members.size >= 3] or lines
+    sample = _sample(candidates, OCR_SAMPLE_LINES)
+    montage, area, spans = build_montage(norm.grey, sample)
+    if not settings.enabled or area == 0:
+        return dict.fromkeys(OCR_FEATURES, 0.0)
+    words = image_to_words(montage, lang=settings.lang, timeout=settings.timeout)
+    if not words:
+        return dict.fromkeys(OCR_FEATURES, 0.0)
+    conf = np.array([w.conf for w in words], dtype=np.float64)
+    p10, p90 = np.percentile(conf, [10, 90])
+    n_lines = len({w.line_key for w in words})
+    word_area = sum(w.width * w.height for w in words)
+    line_conf = _line_confidences(words, spans)
+    return {
+        "ocr_conf_mean": float(conf.mean()),
+        "ocr_conf_median": float(np.median(conf)),
+        "ocr_conf_std": float(conf.std()),
+        "ocr_conf_p10": float(p10),
+        "ocr_conf_p90": float(p90),
+        "ocr_share_conf_ge90": float(np.mean(conf >= 90)),
+        "ocr_share_conf_lt50": float(np.mean(conf < 50)),
+        "ocr_words_per_line": len(words) / max(n_lines, 1),
+        "ocr_wordlike_share": float(np.mean([is_wordlike(w.text) for w in words])),
+        "ocr_chars_per_word": float(np.mean([len(w.text) for w in words])),
+        "ocr_area_share": min(1.0, word_area / area),
+        "ocr_lowconf_line_share": float(np.mean(line_conf < LOW_LINE_CONF)),
+        "ocr_line_conf_p25": float(np.percentile(line_conf, 25)),
+    }
+
+
+def _line_confidences(words: list[OcrWord], spans: list[tuple[int, int]]) -> np.ndarray:
+    """Mean word confidence of each montage line (0 for a line where nothing was read)."""
+    sums = np.zeros(len(spans))
+    counts = np.zeros(len(spans))
+    tops = np.array([s[0] for s in spans])
+    for w in words:
+        centre = w.top + w.height / 2
+        i = int(np.clip(np.searchsorted(tops, centre, side="right") - 1, 0, len(spans) - 1))
+        sums[i] += w.conf
+        counts[i] += 1
+    return np.where(counts > 0, sums / np.maximum(counts, 1), 0.0)
+
+
+# ---------------------------------------------------------------------------------- page
+def analyse_page(grey: np.ndarray, ocr: OcrSettings | None = None) -> PageAnalysis:
+    """Compute every feature of one greyscale page (uint8, 255 = paper)."""
+    ocr = ocr or OcrSettings()
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    norm = normalise(grey)
+    comps, _mask = find_components(norm.ink)
+    lines = group_lines(comps)
+    t1 = time.perf_counter()
+    timings["normalise"] = t1 - t0
+    if len(comps) < 5 or not lines:
+        features = dict.fromkeys(FEATURE_NAMES, 0.0)
+        features["empty"] = 1.0
+        return PageAnalysis(features=features, lines=lines, scale=norm.scale, timings=timings)
+    features = regularity_features(comps, lines)
+    t2 = time.perf_counter()
+    timings["regularity"] = t2 - t1
+    features.update(stroke_features(norm, lines))
+    t3 = time.perf_counter()
+    timings["strokes"] = t3 - t2
+    features.update(ocr_features(norm, lines, ocr))
+    timings["ocr"] = time.perf_counter() - t3
+    features["empty"] = 0.0
+    ordered = {name: float(np.nan_to_num(features[name])) for name in FEATURE_NAMES}
+    return PageAnalysis(features=ordered, lines=lines, scale=norm.scale, timings=timings)
+
+
+def page_features(grey: np.ndarray, ocr: OcrSettings | None = None) -> dict[str, float]:
+    """The named features of one page, in FEATURE_NAMES order."""
+    return analyse_page(grey, ocr).features

@@ -1,0 +1,138 @@
+"""Connected components and text lines at canonical scale."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage
+
+from app.features.normalise import CANON_HEIGHT
+
+
+@dataclass(frozen=True)
+class Components:
+    """Text-like connected components (bounding boxes, areas) and their line ids."""
+
+    x0: np.ndarray
+    y0: np.ndarray
+    x1: np.ndarray
+    y1: np.ndarray
+    area: np.ndarray
+    line: np.ndarray
+
+    @property
+    def height(self) -> np.ndarray:
+        """Heights."""
+        return np.asarray(self.y1 - self.y0, dtype=np.float64)
+
+    @property
+    def width(self) -> np.ndarray:
+        """Widths."""
+        return np.asarray(self.x1 - self.x0, dtype=np.float64)
+
+    def __len__(self) -> int:
+        """Number of components."""
+        return int(self.x0.size)
+
+
+@dataclass(frozen=True)
+class Line:
+    """A text line segment: its box at canonical scale and the indices of its components."""
+
+    x0: int
+    y0: int
+    x1: int
+    y1: int
+    members: np.ndarray
+
+    @property
+    def height(self) -> int:
+        """Height."""
+        return self.y1 - self.y0
+
+    @property
+    def width(self) -> int:
+        """Width."""
+        return self.x1 - self.x0
+
+
+def find_components(ink: np.ndarray) -> tuple[Components, np.ndarray]:
+    """Label the ink and keep components that can be characters or handwritten words.
+
+    Returns:
+        The kept components and a boolean mask holding only their pixels.
+    """
+    labels, n = ndimage.label(ink, structure=np.ones((3, 3), dtype=bool))
+    empty = np.zeros(0, dtype=np.int64)
+    if n == 0:
+        return Components(empty, empty, empty, empty, empty, empty), np.zeros_like(ink)
+    slices = ndimage.find_objects(labels)
+    box = np.array([(s[1].start, s[0].start, s[1].stop, s[0].stop) for s in slices], dtype=np.int64)
+    area = np.bincount(labels.ravel(), minlength=n + 1)[1:]
+    w = box[:, 2] - box[:, 0]
+    h = box[:, 3] - box[:, 1]
+    fill = area / np.maximum(w * h, 1)
+    keep = (
+        (area >= 0.02 * CANON_HEIGHT**2)  # specks, dust, JPEG noise
+        & (h >= 0.2 * CANON_HEIGHT)
+        & (h <= 6 * CANON_HEIGHT)  # pictures, tables, vertical rules
+        & ~((w > 8 * CANON_HEIGHT) & (h < 0.6 * CANON_HEIGHT))  # horizontal rules
+        & ~((w > 3 * CANON_HEIGHT) & (h > 3 * CANON_HEIGHT) & (fill < 0.08))  # frames, boxes
+    )
+    lut = np.zeros(n + 1, dtype=bool)
+    lut[1:] = keep
+    mask = lut[labels]
+    idx = np.flatnonzero(keep)
+    kept_box = box[idx]
+    comps = Components(
+        x0=kept_box[:, 0],
+        y0=kept_box[:, 1],
+        x1=kept_box[:, 2],
+        y1=kept_box[:, 3],
+        area=area[idx],
+        line=_assign_lines(labels, mask, idx, n),
+    )
+    return comps, mask
+
+
+def _assign_lines(labels: np.ndarray, mask: np.ndarray, idx: np.ndarray, n: int) -> np.ndarray:
+    """Smear text horizontally (run-length smoothing) and label the smeared rows as lines."""
+    if idx.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    gap = round(1.2 * CANON_HEIGHT) | 1
+    smeared = ndimage.maximum_filter1d(mask.view(np.uint8), size=gap, axis=1) > 0
+    line_labels, _ = ndimage.label(smeared, structure=np.ones((3, 3), dtype=bool))
+    ys, xs = np.nonzero(mask)
+    comp_to_line = np.zeros(n + 1, dtype=np.int64)
+    comp_to_line[labels[ys, xs]] = line_labels[ys, xs]
+    return np.asarray(comp_to_line[idx + 1])
+
+
+def group_lines(comps: Components, *, min_members: int = 2) -> list[Line]:
+    """Group components into lines; drop lines that are too thin or too tall to be text."""
+    if len(comps) == 0:
+        return []
+    order = np.argsort(comps.line, kind="stable")
+    ids, starts = np.unique(comps.line[order], return_index=True)
+    lines: list[Line] = []
+    for k, _line_id in enumerate(ids):
+        end = starts[k + 1] if k + 1 < len(starts) else order.size
+        members = order[starts[k] : end]
+        if members.size < min_members:
+            continue
+        members = members[np.argsort(comps.x0[members], kind="stable")]
+        line = Line(
+            x0=int(comps.x0[members].min()),
+            y0=int(comps.y0[members].min()),
+            x1=int(comps.x1[members].max()),
+            y1=int(comps.y1[members].max()),
+            members=members,
+        )
+        if (
+            0.5 * CANON_HEIGHT <= line.height <= 8 * CANON_HEIGHT
+            and line.width >= 1.5 * line.height
+        ):
+            lines.append(line)
+    lines.sort(key=lambda ln: (ln.y0, ln.x0))
+    return lines
