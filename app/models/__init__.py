@@ -1,0 +1,1 @@
+"""CatBoost and SVM page classifiers, saved and loaded with metadata."""

@@ -1,0 +1,233 @@
+"""Model versions on disk: one folder each, with metadata.json checked on load.
+
+A version folder holds ``catboost.cbm`` (CatBoost's native format), ``svm.joblib`` (the scikit-learn
+pipeline), ``metadata.json`` (feature names and version, parameters, library versions, training-data
+hash, metrics, sha256 of every artefact) and the reports. Folders are written under a temporary name
+and renamed into place, so a failed or interrupted training never leaves a partial version.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import joblib
+import numpy as np
+from catboost import CatBoostClassifier
+
+from app.errors import ModelError, ModelIntegrityError, ModelNotFoundError
+from app.features import FEATURE_NAMES, FEATURE_VERSION
+from app.models.classifiers import ALGORITHMS, ProbaModel, proba_handwritten
+
+log = logging.getLogger(__name__)
+
+ARTEFACTS = {"catboost": "catboost.cbm", "svm": "svm.joblib"}
+ACTIVE_FILE = "ACTIVE"
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,80}$")
+
+
+def sha256_file(path: Path) -> str:
+    """sha256 of a file's bytes."""
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write a text file atomically (temp file in the same folder, then rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        Path(tmp).replace(path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+@dataclass
+class ModelVersion:
+    """A loaded, verified model version."""
+
+    id: str
+    path: Path
+    metadata: dict[str, Any]
+    models: dict[str, ProbaModel]
+
+    @property
+    def default_algorithm(self) -> str:
+        """The algorithm the service uses unless asked otherwise."""
+        algo = str(self.metadata.get("default_algorithm", ""))
+        return algo if algo in self.models else next(iter(self.models))
+
+    def predict(self, x: np.ndarray, algorithm: str | None = None) -> np.ndarray:
+        """Probability of handwritten for each row of ``x`` (FEATURE_NAMES columns)."""
+        algo = algorithm or self.default_algorithm
+        if algo not in self.models:
+            raise ModelNotFoundError(
+                f"model {self.id} has no {algo!r} classifier (it has: {', '.join(self.models)})"
+            )
+        return proba_handwritten(self.models[algo], x)
+
+    def summary(self) -> dict[str, Any]:
+        """What /models shows of a version."""
+        meta = self.metadata
+        return {
+            "id": self.id,
+            "algorithms": list(self.models),
+            "default_algorithm": self.default_algorithm,
+            "feature_version": meta.get("feature_version"),
+            "created_at": meta.get("created_at"),
+            "metrics": meta.get("metrics", {}),
+        }
+
+
+@contextlib.contextmanager
+def staging_dir(models_dir: Path, version_id: str) -> Iterator[Path]:
+    """A temporary folder renamed to ``models_dir/version_id`` only if the block succeeds."""
+    if not _ID.match(version_id):
+        raise ModelError(f"invalid model id {version_id!r}")
+    models_dir.mkdir(parents=True, exist_ok=True)
+    final = models_dir / version_id
+    if final.exists():
+        raise ModelError(f"model version {version_id} already exists")
+    tmp = Path(tempfile.mkdtemp(dir=models_dir, prefix=f".tmp-{version_id}-"))
+    try:
+        yield tmp
+        tmp.rename(final)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def save_models(folder: Path, models: dict[str, Any], metadata: dict[str, Any]) -> dict[str, Any]:
+    """Write the models and metadata.json (with artefact checksums) into ``folder``."""
+    artefacts: dict[str, dict[str, str]] = {}
+    for algo, model in models.items():
+        name = ARTEFACTS[algo]
+        if algo == "catboost":
+            model.save_model(str(folder / name), format="cbm")
+        else:
+            joblib.dump(model, folder / name)
+        artefacts[algo] = {"file": name, "sha256": sha256_file(folder / name)}
+    meta = {
+        **metadata,
+        "feature_names": list(FEATURE_NAMES),
+        "feature_version": FEATURE_VERSION,
+        "artefacts": artefacts,
+    }
+    atomic_write_text(folder / "metadata.json", json.dumps(meta, indent=2, sort_keys=True))
+    return meta
+
+
+def load_version(path: Path) -> ModelVersion:
+    """Load and verify a version folder.
+
+    Raises:
+        ModelNotFoundError: no metadata.json there.
+        ModelIntegrityError: a checksum, the feature names or the feature version do not match.
+    """
+    meta_path = path / "metadata.json"
+    if not meta_path.is_file():
+        raise ModelNotFoundError(f"no model at {path} (metadata.json missing)")
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise ModelIntegrityError(f"{meta_path} is unreadable: {e}") from e
+    if meta.get("feature_names") != list(FEATURE_NAMES):
+        raise ModelIntegrityError(f"model {path.name} was trained on other features")
+    if meta.get("feature_version") != FEATURE_VERSION:
+        raise ModelIntegrityError(
+            f"model {path.name} needs features v{meta.get('feature_version')}, "
+            f"this inkwell computes v{FEATURE_VERSION}: retrain it"
+        )
+    models: dict[str, ProbaModel] = {}
+    for algo, art in meta.get("artefacts", {}).items():
+        if algo not in ALGORITHMS:
+            continue
+        file = path / str(art["file"])
+        if not file.is_file() or sha256_file(file) != art["sha256"]:
+            raise ModelIntegrityError(f"{file} is missing or does not match its sha256")
+        try:
+            if algo == "catboost":
+                cb = CatBoostClassifier()
+                cb.load_model(str(file), format="cbm")
+                models[algo] = cb
+            else:
+                models[algo] = joblib.load(file)
+        except Exception as e:  # noqa: BLE001 - any unpickling failure means a bad artefact
+            raise ModelIntegrityError(f"{file} cannot be loaded: {e}") from e
+    if not models:
+        raise ModelIntegrityError(f"model {path.name} holds no classifier")
+    return ModelVersion(id=path.name, path=path, metadata=meta, models=models)
+
+
+class Registry:
+    """The models directory: versions, plus the shipped default, plus which one is active."""
+
+    def __init__(self, models_dir: Path, default_dir: Path) -> None:
+        """Versions live in ``models_dir``; ``default_dir`` is the shipped model."""
+        self.models_dir = models_dir
+        self.default_dir = default_dir
+
+    def _dir(self, version_id: str) -> Path:
+        if version_id == "default":
+            return self.default_dir
+        if not _ID.match(version_id) or version_id.startswith(".tmp"):
+            raise ModelNotFoundError(f"no model version {version_id!r}")
+        path = self.models_dir / version_id
+        if not (path / "metadata.json").is_file():
+            raise ModelNotFoundError(f"no model version {version_id!r}")
+        return path
+
+    def ids(self) -> list[str]:
+        """Every version id, the default first."""
+        found = []
+        if (self.default_dir / "metadata.json").is_file():
+            found.append("default")
+        if self.models_dir.is_dir():
+            found += sorted(
+                p.name
+                for p in self.models_dir.iterdir()
+                if p.is_dir()
+                and not p.name.startswith(".")
+                and p.resolve() != self.default_dir.resolve()
+                and (p / "metadata.json").is_file()
+            )
+        return found
+
+    def load(self, version_id: str) -> ModelVersion:
+        """Load one version by id."""
+        version = load_version(self._dir(version_id))
+        version.id = version_id
+        return version
+
+    def active_id(self) -> str:
+        """The active version id (``default`` unless another was activated)."""
+        marker = self.models_dir / ACTIVE_FILE
+        if marker.is_file():
+            value = marker.read_text(encoding="utf-8").strip()
+            if value and value in self.ids():
+                return value
+        return "default"
+
+    def activate(self, version_id: str) -> ModelVersion:
+        """Verify ``version_id`` loads, then mark it active (atomically)."""
+        version = self.load(version_id)
+        atomic_write_text(self.models_dir / ACTIVE_FILE, version_id + "\n")
+        return version

@@ -1,0 +1,1 @@
+"""Dataset discovery, splits, training, evaluation and reports."""

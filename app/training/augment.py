@@ -1,0 +1,111 @@
+"""Page variants: the robustness test transform, training augmentation, IAM body crop."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import itertools
+
+import numpy as np
+from PIL import Image, ImageFilter
+from scipy import ndimage
+
+from app.documents.loader import Page
+
+LETTER_LONG_SIDE_IN = 11.0
+MAX_PIXELS = 40_000_000
+
+
+def nominal_dpi(page: Page) -> float:
+    """The page's DPI when known, else estimated from its long side as a letter/A4 page."""
+    if page.dpi:
+        return float(page.dpi)
+    return float(max(page.image.shape)) / LETTER_LONG_SIDE_IN
+
+
+def resample(grey: np.ndarray, factor: float) -> np.ndarray:
+    """Resize by ``factor`` with proper anti-aliasing."""
+    h, w = grey.shape
+    factor = min(factor, (MAX_PIXELS / max(h * w, 1)) ** 0.5)
+    size = (max(8, round(w * factor)), max(8, round(h * factor)))
+    return np.asarray(Image.fromarray(grey).resize(size, Image.Resampling.LANCZOS))
+
+
+def jpeg(grey: np.ndarray, quality: int) -> np.ndarray:
+    """Round-trip through JPEG at ``quality``."""
+    buf = io.BytesIO()
+    Image.fromarray(grey).save(buf, format="JPEG", quality=quality)
+    buf.seek(0)
+    return np.asarray(Image.open(buf).convert("L"))
+
+
+def robustness_variant(page: Page) -> Page:
+    """The robustness test: swap the resolution (>=200 dpi -> 100 dpi, else -> 300 dpi), JPEG 60."""
+    dpi = nominal_dpi(page)
+    target = 100.0 if dpi >= 200 else 300.0
+    grey = jpeg(resample(page.image, target / dpi), 60)
+    return Page(image=grey, number=page.number, dpi=target if page.dpi else None)
+
+
+def _rng(seed_text: str) -> np.random.Generator:
+    seed = int.from_bytes(hashlib.sha256(seed_text.encode()).digest()[:8], "little")
+    return np.random.default_rng(seed)
+
+
+def augment(page: Page, seed_text: str) -> Page:
+    """A random but reproducible degradation: resolution 75-400 dpi, blur, JPEG, noise, binarise."""
+    rng = _rng(seed_text)
+    dpi = nominal_dpi(page)
+    target = float(np.exp(rng.uniform(np.log(75), np.log(400))))
+    grey = resample(page.image, target / dpi)
+    if rng.random() < 0.4:
+        radius = float(rng.uniform(0.3, 1.2))
+        grey = np.asarray(Image.fromarray(grey).filter(ImageFilter.GaussianBlur(radius)))
+    if rng.random() < 0.4:
+        noise = rng.normal(0, rng.uniform(2, 10), grey.shape)
+        grey = np.clip(grey.astype(np.float64) + noise, 0, 255).astype(np.uint8)
+    if rng.random() < 0.15:
+        grey = np.where(grey < 160, 0, 255).astype(np.uint8)
+    if rng.random() < 0.6:
+        grey = jpeg(grey, int(rng.integers(30, 90)))
+    return Page(image=grey, number=page.number, dpi=target if page.dpi else None)
+
+
+def _body_band(grey: np.ndarray) -> tuple[int, int] | None:
+    """(top, bottom) of the tallest band between long horizontal rules, or None."""
+    h, w = grey.shape
+    dark = ndimage.maximum_filter1d((grey < 128).view(np.uint8), size=3, axis=0)
+    long_run = ndimage.minimum_filter1d(dark, size=max(3, int(w * 0.3)), axis=1)
+    rule_rows = np.flatnonzero(long_run.any(axis=1))
+    if rule_rows.size == 0:
+        return None
+    breaks = np.flatnonzero(np.diff(rule_rows) > max(3, h // 300)) + 1
+    rules = [int(r.mean()) for r in np.split(rule_rows, breaks)]
+    if len(rules) < 2:
+        return None
+    top, bottom = max(itertools.pairwise(rules), key=lambda b: b[1] - b[0])
+    if bottom - top < h * 0.15:
+        return None
+    return top, bottom
+
+
+def header_above_rules(grey: np.ndarray) -> np.ndarray | None:
+    """The printed part above an IAM form's handwritten body (None when no body band is found)."""
+    band = _body_band(grey)
+    if band is None or band[0] < grey.shape[0] * 0.05:
+        return None
+    return grey[: band[0] - max(2, grey.shape[0] // 200), :]
+
+
+def body_between_rules(grey: np.ndarray) -> np.ndarray:
+    """Crop an IAM form to its handwritten body: the tallest band between long horizontal rules.
+
+    IAM forms print a header (title, form id, the text to copy) and a "Name:" line, separated from
+    the handwriting by rules that run across most of the page. When fewer than two rules are found
+    the page is returned unchanged.
+    """
+    band = _body_band(grey)
+    if band is None:
+        return grey
+    margin = max(2, grey.shape[0] // 200)
+    return grey[band[0] + margin : band[1] - margin, :]

@@ -1,0 +1,200 @@
+"""Find labelled documents: a folder of label sub-folders, or a manifest.csv."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import logging
+import unicodedata
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from app.documents.loader import detect_format
+from app.errors import DatasetError
+
+log = logging.getLogger(__name__)
+
+LABELS = ("handwritten", "typed")
+LABEL_ALIASES = {
+    "handwritten": "handwritten",
+    "handwriting": "handwritten",
+    "manuscrit": "handwritten",
+    "manuscrits": "handwritten",
+    "typed": "typed",
+    "printed": "typed",
+    "typewritten": "typed",
+    "dactylographie": "typed",
+    "dactylographié": "typed",
+    "imprime": "typed",
+}
+
+
+def normalise_label(name: str) -> str | None:
+    """Map a folder or manifest label to ``handwritten``/``typed`` (accents and case ignored)."""
+    key = name.strip().lower()
+    if key in LABEL_ALIASES:
+        return LABEL_ALIASES[key]
+    plain = "".join(c for c in unicodedata.normalize("NFKD", key) if not unicodedata.combining(c))
+    return LABEL_ALIASES.get(plain)
+
+
+@dataclass(frozen=True)
+class Document:
+    """One labelled file (a PDF contributes all its pages)."""
+
+    path: Path
+    label: str
+    sha256: str
+    source: str
+    group: str
+    split: str = ""
+
+
+@dataclass
+class Dataset:
+    """Documents found, and what was skipped with the reason."""
+
+    root: Path
+    documents: list[Document]
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+    def manifest_hash(self) -> str:
+        """A hash of (sha256, label, group, split) of every document: identifies the data."""
+        h = hashlib.sha256()
+        for d in sorted(self.documents, key=lambda d: d.sha256):
+            h.update(f"{d.sha256},{d.label},{d.group},{d.split}\n".encode())
+        return h.hexdigest()
+
+    def counts(self) -> dict[str, int]:
+        """Documents per label."""
+        return {label: sum(d.label == label for d in self.documents) for label in LABELS}
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _check_file(path: Path) -> str | None:
+    """Return a reason to skip the file, or None when it looks loadable."""
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(1024)
+    except OSError as e:
+        return f"unreadable: {e.strerror}"
+    if not head:
+        return "empty file"
+    if detect_format(head + b"\0" * 32) is None:
+        return "not a PDF or supported image"
+    return None
+
+
+def _add(
+    docs: list[Document],
+    seen: dict[str, Path],
+    skipped: list[tuple[str, str]],
+    *,
+    path: Path,
+    label: str,
+    source: str,
+    group: str,
+    split: str,
+) -> None:
+    reason = _check_file(path)
+    if reason:
+        skipped.append((str(path), reason))
+        return
+    sha = _sha256(path)
+    if sha in seen:
+        skipped.append((str(path), f"duplicate of {seen[sha]}"))
+        return
+    seen[sha] = path
+    docs.append(
+        Document(path=path, label=label, sha256=sha, source=source, group=group, split=split)
+    )
+
+
+def discover(path: Path) -> Dataset:
+    """Find labelled documents under a folder of label sub-folders, or in a manifest.csv.
+
+    Raises:
+        DatasetError: the path does not exist or holds no labelled document.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise DatasetError(f"dataset not found: {path}")
+    dataset = _from_manifest(path) if path.is_file() else _from_folders(path)
+    if not dataset.documents:
+        raise DatasetError(
+            f"no labelled document found in {path} (expected handwritten/ and typed/ "
+            "sub-folders, or a manifest.csv with path,label columns)"
+        )
+    for where, why in dataset.skipped:
+        log.info("skipped %s: %s", where, why)
+    return dataset
+
+
+def _from_folders(root: Path) -> Dataset:
+    if (root / "manifest.csv").is_file():
+        return _from_manifest(root / "manifest.csv")
+    docs: list[Document] = []
+    skipped: list[tuple[str, str]] = []
+    seen: dict[str, Path] = {}
+    for sub in sorted(p for p in root.iterdir() if p.is_dir()):
+        label = normalise_label(sub.name)
+        files = sorted(f for f in sub.rglob("*") if f.is_file() and not f.name.startswith("."))
+        if label is None:
+            skipped.extend((str(f), f"unknown label folder '{sub.name}'") for f in files)
+            continue
+        for f in files:
+            rel = f.relative_to(root)
+            _add(
+                docs, seen, skipped, path=f, label=label, source=sub.name, group=str(rel), split=""
+            )
+    return Dataset(root=root, documents=docs, skipped=skipped)
+
+
+def _from_manifest(manifest: Path) -> Dataset:
+    root = manifest.parent
+    docs: list[Document] = []
+    skipped: list[tuple[str, str]] = []
+    seen: dict[str, Path] = {}
+    try:
+        with manifest.open(newline="", encoding="utf-8") as fh:
+            reader = csv.DictReader(fh)
+            if not reader.fieldnames or not {"path", "label"} <= set(reader.fieldnames):
+                raise DatasetError(f"{manifest} needs at least the columns path,label")
+            rows = list(reader)
+    except (OSError, UnicodeDecodeError, csv.Error) as e:
+        raise DatasetError(f"cannot read {manifest}: {e}") from e
+    for n, row in enumerate(rows, 2):
+        rel = (row.get("path") or "").strip()
+        label = normalise_label(row.get("label") or "")
+        if not rel:
+            skipped.append((f"{manifest}:{n}", "empty path"))
+            continue
+        if label is None:
+            skipped.append((rel, f"unknown label '{row.get('label')}'"))
+            continue
+        file = (root / rel).resolve()
+        if not file.is_file():
+            skipped.append((rel, "file not found"))
+            continue
+        split = (row.get("split") or "").strip().lower()
+        if split not in ("", "train", "test"):
+            skipped.append((rel, f"unknown split '{split}'"))
+            continue
+        _add(
+            docs,
+            seen,
+            skipped,
+            path=file,
+            label=label,
+            source=(row.get("source") or "").strip() or Path(rel).parts[0],
+            group=(row.get("group") or "").strip() or rel,
+            split=split,
+        )
+    return Dataset(root=root, documents=docs, skipped=skipped)

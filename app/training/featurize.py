@@ -1,0 +1,198 @@
+"""Extract features for every page of a dataset: cached, in parallel worker processes."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+import numpy as np
+
+from app.documents import Page, load_pages
+from app.errors import AppError, DatasetError
+from app.features import FEATURE_NAMES, OcrSettings, page_features
+from app.features.cache import FeatureCache
+from app.ocr import image_to_words
+from app.training.augment import (
+    augment,
+    body_between_rules,
+    header_above_rules,
+    robustness_variant,
+)
+from app.training.dataset import Document
+
+log = logging.getLogger(__name__)
+
+FULLPAGE_NAMES = ("fullpage_conf",)
+ProgressFn = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class Job:
+    """Featurise one document in one variant."""
+
+    path: Path
+    sha256: str
+    variant: str
+    crop_body: bool
+    lang: str
+    timeout: float
+    dpi: int = 200
+
+    def settings_key(self) -> str:
+        """What, besides the file and the variant, changes the features."""
+        return f"{OcrSettings(lang=self.lang).key()}|crop={int(self.crop_body)}|dpi={self.dpi}"
+
+
+def _transform(page: Page, job: Job) -> Page:
+    if job.crop_body:
+        page = Page(image=body_between_rules(page.image), number=page.number, dpi=page.dpi)
+    if job.variant == "iam_body":
+        return Page(image=body_between_rules(page.image), number=page.number, dpi=page.dpi)
+    if job.variant == "iam_header":
+        header = header_above_rules(page.image)
+        if header is None:
+            raise DatasetError("no printed header found above the handwritten body")
+        return Page(image=header, number=page.number, dpi=page.dpi)
+    if job.variant == "robust":
+        return robustness_variant(page)
+    if job.variant.startswith("aug"):
+        return augment(page, f"{job.sha256}|{job.variant}|{page.number}")
+    return page
+
+
+def _fullpage_conf(page: Page, job: Job) -> dict[str, float]:
+    words = image_to_words(page.image, lang=job.lang, timeout=max(job.timeout, 120.0), psm=3)
+    conf = float(np.mean([w.conf for w in words])) if words else 0.0
+    return {"fullpage_conf": conf}
+
+
+def run_job(job: Job) -> list[dict[str, Any]]:
+    """Load, transform and featurise every page of one document."""
+    pages = load_pages(job.path, dpi=job.dpi)
+    out: list[dict[str, Any]] = []
+    for page in pages:
+        if job.variant == "fullpage":
+            feats = _fullpage_conf(page, job)
+            shown = page
+        else:
+            shown = _transform(page, job)
+            feats = page_features(shown.image, OcrSettings(lang=job.lang, timeout=job.timeout))
+        out.append(
+            {
+                "page": page.number,
+                "width": shown.width,
+                "height": shown.height,
+                "dpi": shown.dpi or 0.0,
+                "features": feats,
+            }
+        )
+    return out
+
+
+def _names(job: Job) -> tuple[str, ...]:
+    return FULLPAGE_NAMES if job.variant == "fullpage" else FEATURE_NAMES
+
+
+def _safe_run(job: Job) -> tuple[list[dict[str, Any]] | None, str | None]:
+    try:
+        return run_job(job), None
+    except AppError as e:
+        return None, e.message
+
+
+def featurize(
+    jobs: list[Job],
+    *,
+    cache: FeatureCache,
+    workers: int = 1,
+    progress: ProgressFn | None = None,
+) -> tuple[dict[Job, list[dict[str, Any]]], list[tuple[str, str]]]:
+    """Run every job (cached ones are free); return results and (path, reason) failures."""
+    results: dict[Job, list[dict[str, Any]]] = {}
+    failures: list[tuple[str, str]] = []
+    todo: list[Job] = []
+    for job in jobs:
+        hit = cache.get(job.sha256, job.variant, job.settings_key(), _names(job))
+        if hit is not None:
+            results[job] = hit
+        else:
+            todo.append(job)
+    done = len(results)
+    total = len(jobs)
+    if progress:
+        progress(done, total)
+
+    def _finish(job: Job, res: list[dict[str, Any]] | None, err: str | None) -> None:
+        nonlocal done
+        done += 1
+        if res is None:
+            failures.append((str(job.path), err or "failed"))
+        else:
+            results[job] = res
+            cache.put(job.sha256, job.variant, job.settings_key(), res, _names(job))
+        if progress:
+            progress(done, total)
+
+    if workers <= 1 or len(todo) <= 1:
+        for job in todo:
+            _finish(job, *_safe_run(job))
+    else:
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            futures = {pool.submit(_safe_run, job): job for job in todo}
+            for fut in as_completed(futures):
+                _finish(futures[fut], *fut.result())
+    return results, failures
+
+
+class ProgressBar:
+    """A plain-text progress bar on stderr (no extra dependency)."""
+
+    def __init__(self, label: str, stream: TextIO | None = None, width: int = 30) -> None:
+        """Draw to ``stream`` (stderr by default)."""
+        self.label = label
+        self.stream = stream or sys.stderr
+        self.width = width
+        self.start = time.monotonic()
+        self.tty = self.stream.isatty()
+        self._last = -1
+
+    def __call__(self, done: int, total: int) -> None:
+        """Redraw for ``done`` of ``total``."""
+        pct = int(100 * done / total) if total else 100
+        if not self.tty and pct // 10 == self._last // 10 and done != total:
+            return
+        self._last = pct
+        filled = int(self.width * done / total) if total else self.width
+        bar = "#" * filled + "-" * (self.width - filled)
+        elapsed = time.monotonic() - self.start
+        end = "\n" if done >= total or not self.tty else "\r"
+        self.stream.write(f"{self.label} [{bar}] {done}/{total} {elapsed:5.0f}s{end}")
+        self.stream.flush()
+
+
+def jobs_for(
+    docs: Iterable[Document],
+    variant: str,
+    *,
+    lang: str,
+    timeout: float,
+    crop_iam: bool = False,
+) -> list[Job]:
+    """One job per document in ``variant``; IAM bodies cropped when ``crop_iam``."""
+    return [
+        Job(
+            path=d.path,
+            sha256=d.sha256,
+            variant=variant,
+            crop_body=crop_iam and d.source.startswith("iam"),
+            lang=lang,
+            timeout=timeout,
+        )
+        for d in docs
+    ]

@@ -1,0 +1,200 @@
+"""Reports of a training run: report.json, report.md and PNG plots."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import matplotlib as mpl
+import numpy as np
+
+mpl.use("Agg")
+import matplotlib.pyplot as plt
+from sklearn.metrics import roc_curve
+
+from app.models.registry import atomic_write_text
+
+
+def _fmt(value: float | None, ci: list[float] | None = None) -> str:
+    if value is None:
+        return "n/a"
+    text = f"{value:.3f}"
+    if ci:
+        text += f" [{ci[0]:.3f}, {ci[1]:.3f}]"
+    return text
+
+
+def _row(name: str, m: dict[str, Any] | None) -> str:
+    if not m:
+        return f"| {name} | – | – | – | – |"
+    ci = m.get("ci95") or {}
+    return (
+        f"| {name} | {_fmt(m.get('accuracy'), ci.get('accuracy'))} | "
+        f"{_fmt(m.get('balanced_accuracy'), ci.get('balanced_accuracy'))} | "
+        f"{_fmt(m.get('roc_auc'), ci.get('roc_auc'))} | {_fmt(m.get('brier'))} |"
+    )
+
+
+def results_table(report: dict[str, Any]) -> str:
+    """The comparison table (plain test and robustness test) as Markdown."""
+    lines = []
+    for part, title in (("test", "Test pages as scanned"), ("robustness", "Robustness test")):
+        lines += [
+            f"**{title}** ({report['dataset']['test_pages']} pages)",
+            "",
+            "| scorer | accuracy [95 % CI] | balanced accuracy [95 % CI] "
+            "| ROC AUC [95 % CI] | Brier |",
+            "|---|---|---|---|---|",
+        ]
+        for algo, res in report["algorithms"].items():
+            lines.append(_row(algo, res.get(part)))
+        for ref, res in report["references"].items():
+            lines.append(_row(f"reference: {ref.replace('_', ' ')}", res.get(part)))
+        lines.append("")
+    return "\n".join(lines)
+
+
+def markdown_report(report: dict[str, Any]) -> str:
+    """A human-readable report of one training run."""
+    ds = report["dataset"]
+    out = [
+        f"# inkwell model {report['version']}",
+        "",
+        f"Created {report['created_at']} from `{ds['path']}` "
+        f"(manifest sha256 `{ds['manifest_sha256'][:16]}…`).",
+        "",
+        f"- documents: {ds['documents']} ({ds['train_documents']} train, "
+        f"{ds['test_documents']} test); groups {ds['train_groups']} train / {ds['test_groups']} "
+        f"test, **{ds['groups_on_both_sides']} on both sides**",
+        f"- pages: {ds['train_pages']} train ({ds['train_rows_with_augmentation']} rows with "
+        f"augmentation), {ds['test_pages']} test {ds['test_by_source']}",
+        f"- skipped: {len(ds['skipped'])}",
+        f"- default algorithm: **{report['default_algorithm']}** (best group-CV balanced accuracy "
+        "on the training part)",
+        "",
+        results_table(report),
+    ]
+    mc = report.get("mcnemar_catboost_vs_svm")
+    if mc:
+        out += [
+            f"McNemar CatBoost vs SVM on the test pages: CatBoost right/SVM wrong "
+            f"{mc['a_right_b_wrong']}, CatBoost wrong/SVM right {mc['a_wrong_b_right']}, "
+            f"exact p = {mc['p_value']:.3f}.",
+            "",
+        ]
+    diag = report.get("iam_header_diagnostics") or {}
+    if diag.get("forms"):
+        out += [
+            f"IAM header check on the {diag['forms']} IAM test forms, each cut in two: the printed "
+            "header alone should be called typed, the handwritten body alone handwritten.",
+            "",
+        ]
+        for algo in report["algorithms"]:
+            d = diag.get(algo, {})
+            out.append(
+                f"- {algo}: header alone called typed {d.get('header_only_called_typed', 0):.3f} "
+                f"(n={d.get('header_pages', 0)}), body alone called handwritten "
+                f"{d.get('body_only_called_handwritten', 0):.3f} (n={d.get('body_pages', 0)})"
+            )
+        out.append("")
+    out += ["## Per source (test accuracy / robustness accuracy)", ""]
+    for algo, res in report["algorithms"].items():
+        per = res["test"].get("per_source", {})
+        rob = res["robustness"].get("per_source", {})
+        cells = ", ".join(
+            f"{s}: {v['accuracy']:.3f} / "
+            f"{rob.get(s, {}).get('accuracy', float('nan')):.3f} (n={v['n']})"
+            for s, v in per.items()
+        )
+        out.append(f"- {algo}: {cells}")
+    out += ["", "## Per class (test)", "", "| scorer | class | precision | recall | F1 | support |"]
+    out.append("|---|---|---|---|---|---|")
+    for algo, res in report["algorithms"].items():
+        for cls, m in res["test"]["per_class"].items():
+            out.append(
+                f"| {algo} | {cls} | {m['precision']:.3f} | {m['recall']:.3f} | {m['f1']:.3f} "
+                f"| {m['support']} |"
+            )
+    out += ["", "## Confusion matrices (rows: true typed, handwritten; columns: predicted)", ""]
+    for algo, res in report["algorithms"].items():
+        out.append(
+            f"- {algo}: test {res['test']['confusion_matrix']}, robustness "
+            f"{res['robustness']['confusion_matrix']}"
+        )
+    out += ["", "## Model selection and cost", ""]
+    for algo, res in report["algorithms"].items():
+        out.append(
+            f"- {algo}: params {res['params']}, CV balanced accuracy "
+            f"{res['cv_balanced_accuracy']:.3f}, fit {res['fit_seconds']:.1f} s, "
+            f"inference {res['inference_ms_per_page']:.2f} ms/page (features excluded)"
+        )
+    imp = report["algorithms"].get("catboost", {}).get("feature_importance")
+    if imp:
+        out += ["", "## CatBoost feature importances (top 12)", ""]
+        out += [f"- {name}: {value:.1f}" for name, value in list(imp.items())[:12]]
+    fp = report["references"].get("tesseract_fullpage_confidence")
+    if fp:
+        out += [
+            "",
+            f"Full-page tesseract reference: handwritten when mean word confidence < "
+            f"{fp['threshold']:.0f} (threshold fit on {fp['fit_on_train_pages']} training pages).",
+        ]
+    t = report["timing"]
+    out += [
+        "",
+        f"Feature extraction {t['feature_seconds']:.0f} s, total {t['total_seconds']:.0f} s.",
+        "",
+    ]
+    return "\n".join(out)
+
+
+def _plots(folder: Path, report: dict[str, Any], roc_data: dict[str, tuple[Any, Any]]) -> None:
+    algos = list(report["algorithms"])
+    fig, axes = plt.subplots(1, len(algos), figsize=(4 * len(algos), 3.6), squeeze=False)
+    for ax, algo in zip(axes[0], algos, strict=True):
+        cm = np.array(report["algorithms"][algo]["test"]["confusion_matrix"])
+        ax.imshow(cm, cmap="Blues")
+        for (i, j), v in np.ndenumerate(cm):
+            ax.text(j, i, str(v), ha="center", va="center")
+        ax.set_xticks([0, 1], ["typed", "handwritten"])
+        ax.set_yticks([0, 1], ["typed", "handwritten"])
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("true")
+        ax.set_title(algo)
+    fig.tight_layout()
+    fig.savefig(folder / "confusion_matrices.png", dpi=80)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(4.5, 4.5))
+    for algo, (y, p) in roc_data.items():
+        if len(np.unique(y)) == 2:
+            fpr, tpr, _ = roc_curve(y, p)
+            auc = report["algorithms"][algo]["test"]["roc_auc"]
+            ax.plot(fpr, tpr, label=f"{algo} (AUC {auc:.3f})")
+    ax.plot([0, 1], [0, 1], "k:", lw=1)
+    ax.set_xlabel("false positive rate (typed called handwritten)")
+    ax.set_ylabel("true positive rate")
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    fig.savefig(folder / "roc_curves.png", dpi=80)
+    plt.close(fig)
+
+    imp = report["algorithms"].get("catboost", {}).get("feature_importance")
+    if imp:
+        names = list(imp)[:15][::-1]
+        fig, ax = plt.subplots(figsize=(6, 4.5))
+        ax.barh(names, [imp[n] for n in names])
+        ax.set_xlabel("CatBoost importance")
+        fig.tight_layout()
+        fig.savefig(folder / "feature_importance.png", dpi=80)
+        plt.close(fig)
+
+
+def write_reports(
+    folder: Path, report: dict[str, Any], roc_data: dict[str, tuple[Any, Any]]
+) -> None:
+    """Write report.json, report.md and the plots into ``folder``."""
+    atomic_write_text(folder / "report.json", json.dumps(report, indent=2, sort_keys=True))
+    atomic_write_text(folder / "report.md", markdown_report(report))
+    _plots(folder, report, roc_data)

@@ -1,0 +1,331 @@
+"""Dataset discovery, splits, training outputs, atomic writes, registry checks, evaluation."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from app.documents import Page
+from app.errors import DatasetError, ModelError, ModelIntegrityError, ModelNotFoundError
+from app.features.cache import FeatureCache
+from app.models.classifiers import make_model
+from app.models.registry import Registry, load_version, staging_dir
+from app.training import report as report_mod
+from app.training.augment import augment, body_between_rules, header_above_rules, robustness_variant
+from app.training.dataset import Document, discover, normalise_label
+from app.training.evaluate import evaluate, summary_table
+from app.training.featurize import Job, ProgressBar, featurize
+from app.training.metrics import classification_metrics, fast_auc, mcnemar
+from app.training.train import TrainConfig, TrainResult, split_documents, train
+from tests.helpers import encode, typed_page
+
+
+def test_label_aliases() -> None:
+    assert normalise_label("Manuscrit") == "handwritten"
+    assert normalise_label("dactylographié") == "typed"
+    assert normalise_label("DACTYLOGRAPHIE") == "typed"
+    assert normalise_label("mixed") is None
+
+
+def test_discover_folders_skips_with_reasons(tiny_dataset: Path, tmp_path: Path) -> None:
+    root = tmp_path / "ds"
+    shutil.copytree(tiny_dataset, root)
+    (root / "manuscrit").mkdir()
+    shutil.copy(root / "handwritten" / "h1.png", root / "manuscrit" / "dup.png")
+    (root / "mixed").mkdir()
+    shutil.copy(root / "typed" / "t1.png", root / "mixed" / "m.png")
+    (root / "typed" / "notes.txt").write_text("hello")
+    (root / "typed" / "empty.png").write_bytes(b"")
+    ds = discover(root)
+    assert ds.counts() == {"handwritten": 6, "typed": 6}
+    reasons = dict(ds.skipped)
+    assert "duplicate of" in reasons[str(root / "manuscrit" / "dup.png")]
+    assert "unknown label folder 'mixed'" in reasons[str(root / "mixed" / "m.png")]
+    assert reasons[str(root / "typed" / "notes.txt")] == "not a PDF or supported image"
+    assert reasons[str(root / "typed" / "empty.png")] == "empty file"
+    assert len(ds.manifest_hash()) == 64
+
+
+def test_discover_manifest(tiny_dataset: Path, tmp_path: Path) -> None:
+    manifest = tmp_path / "manifest.csv"
+    rows = ["path,label,group,split"]
+    rows += [f"{tiny_dataset}/handwritten/h{i}.png,handwritten,w{i % 3}," for i in range(6)]
+    rows.append(f"{tiny_dataset}/typed/t1.png,typed,d1,test")
+    rows.append(f"{tiny_dataset}/typed/t2.png,Typed,d2,train")
+    rows.append("missing.png,typed,d3,")
+    rows.append(f"{tiny_dataset}/typed/t3.png,banana,d4,")
+    rows.append(f"{tiny_dataset}/typed/t4.png,typed,d5,validation")
+    rows.append(",typed,,")
+    manifest.write_text("\n".join(rows) + "\n")
+    ds = discover(manifest)
+    assert ds.counts() == {"handwritten": 6, "typed": 2}
+    assert {d.split for d in ds.documents} == {"", "test", "train"}
+    reasons = [r for _, r in ds.skipped]
+    assert "file not found" in reasons
+    assert "unknown label 'banana'" in reasons
+    assert "unknown split 'validation'" in reasons
+    assert "empty path" in reasons
+
+
+def test_discover_refusals(tmp_path: Path) -> None:
+    with pytest.raises(DatasetError, match="not found"):
+        discover(tmp_path / "nothing")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DatasetError, match="no labelled document"):
+        discover(tmp_path / "empty")
+    bad = tmp_path / "bad.csv"
+    bad.write_text("file,kind\na,b\n")
+    with pytest.raises(DatasetError, match="path,label"):
+        discover(bad)
+
+
+def _docs(n: int, label: str, groups: int, split: str = "") -> list[Document]:
+    tag = f"{label}{split}"
+    return [
+        Document(Path(f"{tag}{i}"), label, f"{tag}{i}", "src", f"{tag}-g{i % groups}", split)
+        for i in range(n)
+    ]
+
+
+def test_split_is_group_disjoint_stratified_and_respects_manifest() -> None:
+    docs = _docs(40, "handwritten", 13) + _docs(60, "typed", 30) + _docs(5, "typed", 5, "test")
+    train_docs, test_docs = split_documents(docs, test_size=0.25, seed=1)
+    assert not {d.group for d in train_docs} & {d.group for d in test_docs}
+    assert len(train_docs) + len(test_docs) == len(docs)
+    assert all(d in test_docs for d in docs if d.split == "test")
+    assert {d.label for d in test_docs} == {"handwritten", "typed"}
+    again = split_documents(docs, test_size=0.25, seed=1)
+    assert [d.sha256 for d in again[1]] == [d.sha256 for d in test_docs]
+
+
+def test_split_moves_groups_on_both_sides_of_a_manifest_to_train() -> None:
+    a = Document(Path("a"), "typed", "a", "s", "g", "train")
+    b = Document(Path("b"), "typed", "b", "s", "g", "test")
+    train_docs, test_docs = split_documents([a, b], test_size=0.25, seed=0)
+    assert test_docs == [] and len(train_docs) == 2
+
+
+def test_training_refuses_too_few_pages(tmp_path: Path, tiny_dataset: Path) -> None:
+    root = tmp_path / "few"
+    (root / "typed").mkdir(parents=True)
+    shutil.copytree(tiny_dataset / "handwritten", root / "handwritten")
+    shutil.copy(tiny_dataset / "typed" / "t1.png", root / "typed" / "t1.png")
+    with pytest.raises(DatasetError, match="too few 'typed' documents"):
+        train(root, out_dir=tmp_path / "models", cache_dir=None)
+    assert not (tmp_path / "models").exists() or not any((tmp_path / "models").iterdir())
+    with pytest.raises(DatasetError, match="unknown algorithm"):
+        train(root, out_dir=tmp_path / "m", cache_dir=None, cfg=TrainConfig(algorithms=("knn",)))
+
+
+def test_trained_version_has_every_artefact(tiny_model: TrainResult) -> None:
+    folder = tiny_model.path
+    for name in (
+        "catboost.cbm",
+        "svm.joblib",
+        "metadata.json",
+        "report.json",
+        "report.md",
+        "confusion_matrices.png",
+        "roc_curves.png",
+        "feature_importance.png",
+    ):
+        assert (folder / name).is_file(), name
+    meta = json.loads((folder / "metadata.json").read_text())
+    assert meta["feature_version"] and meta["feature_names"]
+    assert set(meta["artefacts"]) == {"catboost", "svm"}
+    assert len(meta["training_manifest_sha256"]) == 64
+    assert "scikit-learn" in meta["library_versions"]
+    report = tiny_model.report
+    assert report["dataset"]["groups_on_both_sides"] == 0
+    for algo in ("catboost", "svm"):
+        res = report["algorithms"][algo]
+        assert set(res["test"]) >= {
+            "accuracy",
+            "balanced_accuracy",
+            "roc_auc",
+            "brier",
+            "per_class",
+            "confusion_matrix",
+            "ci95",
+        }
+        assert "robustness" in res and res["cv"]
+    assert set(report["references"]) >= {"majority_class", "geometry_probe"}
+    assert report["mcnemar_catboost_vs_svm"]["p_value"] <= 1.0
+    assert not list(folder.parent.glob(".tmp-*"))
+
+
+def test_version_loads_and_predicts(tiny_model: TrainResult) -> None:
+    version = load_version(tiny_model.path)
+    x = np.zeros((2, len(version.metadata["feature_names"])))
+    for algo in ("catboost", "svm"):
+        p = version.predict(x, algo)
+        assert p.shape == (2,) and np.all((p >= 0) & (p <= 1))
+    with pytest.raises(ModelNotFoundError):
+        version.predict(x, "knn")
+    assert version.summary()["algorithms"] == ["catboost", "svm"]
+
+
+def test_tampered_model_is_refused(tiny_model: TrainResult, tmp_path: Path) -> None:
+    copy = tmp_path / "copy"
+    shutil.copytree(tiny_model.path, copy)
+    with (copy / "svm.joblib").open("ab") as fh:
+        fh.write(b"x")
+    with pytest.raises(ModelIntegrityError, match="sha256"):
+        load_version(copy)
+    meta = json.loads((copy / "metadata.json").read_text())
+    meta["feature_version"] = "0.0"
+    (copy / "metadata.json").write_text(json.dumps(meta))
+    with pytest.raises(ModelIntegrityError, match="retrain"):
+        load_version(copy)
+    meta["feature_names"] = ["x"]
+    (copy / "metadata.json").write_text(json.dumps(meta))
+    with pytest.raises(ModelIntegrityError, match="other features"):
+        load_version(copy)
+    (copy / "metadata.json").write_text("{")
+    with pytest.raises(ModelIntegrityError, match="unreadable"):
+        load_version(copy)
+    with pytest.raises(ModelNotFoundError):
+        load_version(tmp_path / "nowhere")
+
+
+def test_failed_training_leaves_no_partial_version(
+    tiny_dataset: Path, tmp_path: Path, cache_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "models"
+    out.mkdir()
+    (out / "ACTIVE").write_text("previous\n")
+
+    def boom(*_a: object, **_k: object) -> None:
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr("app.training.train.write_reports", boom)
+    with pytest.raises(RuntimeError, match="disk full"):
+        train(
+            tiny_dataset,
+            out_dir=out,
+            cache_dir=cache_dir,
+            version_id="v1",
+            cfg=TrainConfig(fullpage_baseline=False, augment=False, test_size=0.34),
+        )
+    assert sorted(p.name for p in out.iterdir()) == ["ACTIVE"]
+    assert (out / "ACTIVE").read_text() == "previous\n"
+
+
+def test_staging_refuses_bad_or_existing_ids(tmp_path: Path) -> None:
+    with pytest.raises(ModelError, match="invalid"), staging_dir(tmp_path, "../evil"):
+        pass
+    (tmp_path / "v1").mkdir()
+    with pytest.raises(ModelError, match="exists"), staging_dir(tmp_path, "v1"):
+        pass
+
+
+def test_registry_activate_and_ids(tiny_model: TrainResult, tmp_path: Path) -> None:
+    models = tmp_path / "models"
+    shutil.copytree(tiny_model.path, models / "v2")
+    reg = Registry(models, tiny_model.path)
+    assert reg.ids() == ["default", "v2"]
+    assert reg.active_id() == "default"
+    reg.activate("v2")
+    assert reg.active_id() == "v2"
+    with pytest.raises(ModelNotFoundError):
+        reg.load("../etc")
+    with pytest.raises(ModelNotFoundError):
+        reg.activate("v3")
+    (models / "ACTIVE").write_text("gone\n")
+    assert reg.active_id() == "default"
+
+
+def test_evaluate_reproduces_test_metrics(
+    tiny_model: TrainResult, tiny_dataset: Path, cache_dir: Path, tmp_path: Path
+) -> None:
+    version = load_version(tiny_model.path)
+    summary = evaluate(tiny_dataset, version, split="test", cache_dir=cache_dir, out=tmp_path / "r")
+    for algo in ("catboost", "svm"):
+        assert summary["algorithms"][algo]["accuracy"] == pytest.approx(
+            tiny_model.report["algorithms"][algo]["test"]["accuracy"]
+        )
+    assert (tmp_path / "r" / "report.json").is_file()
+    assert "catboost" in summary_table(summary)
+    everything = evaluate(tiny_dataset, version, cache_dir=cache_dir)
+    assert everything["pages"] == 12
+
+
+def test_metrics_and_mcnemar() -> None:
+    y = np.array([0, 0, 1, 1, 1, 0])
+    p = np.array([0.1, 0.6, 0.8, 0.4, 0.9, 0.2])
+    m = classification_metrics(
+        y, p, sources=np.array(["a", "a", "b", "b", "b", "a"]), bootstrap=200
+    )
+    assert m["accuracy"] == pytest.approx(4 / 6)
+    assert m["confusion_matrix"] == [[2, 1], [1, 2]]
+    assert m["per_source"]["a"]["n"] == 3
+    assert fast_auc(y, p) == pytest.approx(8 / 9)
+    assert fast_auc(np.ones(3, int), p[:3]) is None
+    lo, hi = m["ci95"]["accuracy"]
+    assert lo <= m["accuracy"] <= hi
+    res = mcnemar(y, (p >= 0.5).astype(int), y)
+    assert res["a_wrong_b_right"] == 2 and res["a_right_b_wrong"] == 0
+    assert mcnemar(y, y, y)["p_value"] == 1.0
+
+
+def test_augment_and_robustness_variants_are_reproducible() -> None:
+    page = Page(image=typed_page(100), number=1, dpi=None)
+    a1, a2 = augment(page, "seed"), augment(page, "seed")
+    assert np.array_equal(a1.image, a2.image)
+    rob = robustness_variant(page)
+    assert rob.image.shape[0] == pytest.approx(
+        page.image.shape[0] * 300 / (page.image.shape[0] / 11), rel=0.01
+    )
+    hi = Page(image=typed_page(100), number=1, dpi=300.0)
+    assert robustness_variant(hi).dpi == 100.0
+
+
+def test_iam_like_form_is_cut_at_its_rules() -> None:
+    form = np.full((1000, 600), 255, np.uint8)
+    form[150:153, 40:560] = 0
+    form[300:303, 40:560] = 0
+    form[900:903, 40:560] = 0
+    form[200:220, 100:300] = 0  # printed header text
+    body = body_between_rules(form)
+    assert body.shape[0] == pytest.approx(600, abs=20)
+    header = header_above_rules(form)
+    assert header is not None and header.shape[0] == pytest.approx(300, abs=10)
+    plain = np.full((500, 400), 255, np.uint8)
+    assert body_between_rules(plain).shape == plain.shape
+    assert header_above_rules(plain) is None
+
+
+def test_featurize_reports_unreadable_files(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n" + b"0" * 40)
+    job = Job(path=bad, sha256="x", variant="orig", crop_body=False, lang="eng", timeout=5)
+    good = tmp_path / "good.png"
+    good.write_bytes(encode(typed_page(100), "PNG"))
+    job2 = Job(path=good, sha256="y", variant="orig", crop_body=False, lang="eng", timeout=5)
+    results, failures = featurize([job, job2], cache=FeatureCache(None), workers=1)
+    assert failures and failures[0][0] == str(bad)
+    assert job2 in results
+
+
+def test_progress_bar_writes(capsys: pytest.CaptureFixture[str]) -> None:
+    import sys
+
+    bar = ProgressBar("x", stream=sys.stderr)
+    for i in range(11):
+        bar(i, 10)
+    assert "10/10" in capsys.readouterr().err
+
+
+def test_report_table_lists_every_scorer(tiny_model: TrainResult) -> None:
+    table = report_mod.results_table(tiny_model.report)
+    for name in ("catboost", "svm", "majority class", "geometry probe"):
+        assert name in table
+
+
+def test_unknown_algorithm_model() -> None:
+    with pytest.raises(ValueError, match="unknown algorithm"):
+        make_model("knn", {}, seed=0)
