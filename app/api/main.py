@@ -1,0 +1,79 @@
+"""create_app(): the FastAPI application with its lifespan."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from app import __version__
+from app.api.jobs import JobManager
+from app.api.routes import api_router
+from app.api.state import ServiceState
+from app.config import Settings, get_settings
+from app.errors import AppError
+from app.models.registry import Registry
+from app.ocr import check_tesseract
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the service; the model is loaded once, in the lifespan."""
+    cfg = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if not logging.getLogger().handlers:
+            logging.basicConfig(level=cfg.log_level.upper())
+        state = ServiceState(
+            settings=cfg,
+            registry=Registry(cfg.models_dir, cfg.default_model_dir),
+            executor=ProcessPoolExecutor(max_workers=cfg.workers) if cfg.workers > 1 else None,
+        )
+        try:
+            state.tesseract = check_tesseract(cfg.ocr_lang)
+        except AppError as e:
+            state.tesseract_error = e.message
+            log.error("tesseract check failed: %s", e.message)
+        try:
+            state.load_active()
+            log.info("serving model %s", state.active_id)
+        except AppError as e:
+            log.error("cannot load the active model: %s", e.message)
+        app.state.inkwell = state
+        app.state.jobs = JobManager(state)
+        try:
+            yield
+        finally:
+            if state.executor is not None:
+                state.executor.shutdown(wait=False, cancel_futures=True)
+
+    app = FastAPI(
+        title="inkwell",
+        version=__version__,
+        description="Tells, for every page of a scan, whether it is handwritten or typed.",
+        lifespan=lifespan,
+    )
+
+    @app.exception_handler(AppError)
+    async def app_error(_: Request, exc: AppError) -> JSONResponse:
+        return JSONResponse(
+            status_code=int(exc.http_status), content={"detail": exc.message, "code": exc.code}
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = exc.errors()
+        parts = [f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg')}" for e in errors]
+        return JSONResponse(
+            status_code=422, content={"detail": "; ".join(parts), "code": "invalid_request"}
+        )
+
+    app.include_router(api_router)
+    return app

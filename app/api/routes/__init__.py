@@ -1,0 +1,11 @@
+"""One router per resource, gathered here."""
+
+from fastapi import APIRouter
+
+from app.api.routes import classify, health, models, train
+
+api_router = APIRouter()
+api_router.include_router(health.router)
+api_router.include_router(classify.router)
+api_router.include_router(train.router)
+api_router.include_router(models.router)

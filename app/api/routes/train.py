@@ -1,0 +1,37 @@
+"""POST /train and GET /train/{job_id}."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, status
+
+from app.api.deps import JobsDep
+from app.api.schemas import ErrorResponse, JobStatus, TrainRequest
+
+router = APIRouter(tags=["train"])
+
+
+@router.post(
+    "/train",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=JobStatus,
+    responses={
+        403: {"model": ErrorResponse, "description": "dataset outside the data directory"},
+        409: {"model": ErrorResponse, "description": "a training job is already running"},
+        422: {"model": ErrorResponse, "description": "dataset not found or unusable"},
+    },
+    summary="Start a training job on a dataset under INKWELL_DATA_DIR",
+)
+def start_training(request: TrainRequest, jobs: JobsDep) -> JobStatus:
+    """Answer 202 with the job id; poll ``GET /train/{job_id}`` for progress and metrics."""
+    return jobs.submit(request)
+
+
+@router.get(
+    "/train/{job_id}",
+    response_model=JobStatus,
+    responses={404: {"model": ErrorResponse, "description": "no such job"}},
+    summary="Status, progress and, on success, metrics of a training job",
+)
+def training_status(job_id: str, jobs: JobsDep) -> JobStatus:
+    """The job's status."""
+    return jobs.get(job_id)

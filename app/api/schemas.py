@@ -1,0 +1,131 @@
+"""Request and response models (with the examples shown in OpenAPI)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+PageLabel = Literal["handwritten", "typed", "empty"]
+DocLabel = Literal["handwritten", "typed", "mixed", "empty"]
+
+
+class Probabilities(BaseModel):
+    """Class probabilities of one page."""
+
+    handwritten: float = Field(ge=0, le=1)
+    typed: float = Field(ge=0, le=1)
+
+
+class PageResult(BaseModel):
+    """The verdict on one page."""
+
+    page: int = Field(description="1-based page number", examples=[1])
+    label: PageLabel
+    confidence: float = Field(ge=0, le=1, description="probability of the chosen label")
+    probabilities: Probabilities
+    width: int = Field(description="page width in pixels as rendered/decoded")
+    height: int
+    dpi: float | None = Field(description="PDF render DPI or image DPI metadata, if known")
+    elapsed_ms: float
+
+
+class DocumentInfo(BaseModel):
+    """What was uploaded."""
+
+    filename: str | None
+    media_type: str
+    sha256: str
+    page_count: int
+
+
+class ModelInfo(BaseModel):
+    """The model that gave the verdict."""
+
+    id: str
+    algorithm: str
+    feature_version: str
+
+
+class ClassifyResponse(BaseModel):
+    """Page-level verdicts for one document."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "document": {
+                        "filename": "letter.pdf",
+                        "media_type": "application/pdf",
+                        "sha256": "9f2c…",
+                        "page_count": 1,
+                    },
+                    "model": {"id": "default", "algorithm": "catboost", "feature_version": "1.0"},
+                    "label": "typed",
+                    "pages": [
+                        {
+                            "page": 1,
+                            "label": "typed",
+                            "confidence": 0.98,
+                            "probabilities": {"handwritten": 0.02, "typed": 0.98},
+                            "width": 1654,
+                            "height": 2339,
+                            "dpi": 200.0,
+                            "elapsed_ms": 310.5,
+                        }
+                    ],
+                    "elapsed_ms": 342.0,
+                }
+            ]
+        }
+    )
+
+    document: DocumentInfo
+    model: ModelInfo
+    label: DocLabel = Field(description="mixed when the pages disagree")
+    pages: list[PageResult]
+    elapsed_ms: float
+
+
+class TrainRequest(BaseModel):
+    """A training job on a dataset under INKWELL_DATA_DIR."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"dataset": "mydocs", "algorithms": ["catboost", "svm"], "activate": False}
+            ]
+        }
+    )
+
+    dataset: str = Field(
+        min_length=1,
+        description="folder (handwritten/, typed/) or manifest.csv, relative to INKWELL_DATA_DIR",
+    )
+    algorithms: list[Literal["catboost", "svm"]] = Field(default=["catboost", "svm"], min_length=1)
+    test_size: float = Field(default=0.25, gt=0.05, le=0.5)
+    seed: int = 42
+    activate: bool = False
+    augment: bool = True
+
+
+class JobStatus(BaseModel):
+    """Where a training job stands."""
+
+    job_id: str
+    status: Literal["queued", "running", "succeeded", "failed"]
+    stage: str | None = None
+    progress: dict[str, int] = Field(default_factory=dict, description="pages featurised / total")
+    dataset: str
+    version_id: str | None = None
+    error: str | None = None
+    metrics: dict[str, Any] | None = None
+    created_at: str
+    finished_at: str | None = None
+
+
+class ErrorResponse(BaseModel):
+    """Every error body."""
+
+    detail: str
+    code: str

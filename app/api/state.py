@@ -1,0 +1,61 @@
+"""What the service keeps between requests: settings, registry, loaded models, workers, jobs."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+
+from app.config import Settings
+from app.models.registry import ModelVersion, Registry
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ServiceState:
+    """Shared state of one running service."""
+
+    settings: Settings
+    registry: Registry
+    executor: ProcessPoolExecutor | None
+    tesseract: str | None = None
+    tesseract_error: str | None = None
+    _versions: dict[str, ModelVersion] = field(default_factory=dict)
+    _active: str = "default"
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def load_active(self) -> ModelVersion:
+        """(Re)load the active version."""
+        active = self.registry.active_id()
+        version = self.registry.load(active)
+        with self._lock:
+            self._versions[active] = version
+            self._active = active
+        return version
+
+    @property
+    def active_id(self) -> str:
+        """The active version id."""
+        return self._active
+
+    def version(self, version_id: str | None = None) -> ModelVersion:
+        """A loaded version (the active one by default), loaded once and kept."""
+        vid = version_id or self._active
+        with self._lock:
+            cached = self._versions.get(vid)
+        if cached is not None:
+            return cached
+        version = self.registry.load(vid)
+        with self._lock:
+            self._versions[vid] = version
+        return version
+
+    def set_active(self, version_id: str) -> ModelVersion:
+        """Activate a version on disk and in memory."""
+        version = self.registry.activate(version_id)
+        with self._lock:
+            self._versions[version_id] = version
+            self._active = version_id
+        return version

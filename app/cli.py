@@ -1,0 +1,343 @@
+"""Command line: ``python -m app classify | train | evaluate | features | serve``."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from app import __version__
+from app.config import Settings, get_settings
+from app.errors import AppError, ExitCode
+
+log = logging.getLogger("app")
+
+DOC_SUFFIXES = {".pdf", ".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp"}
+
+
+def setup_logging(level: str) -> None:
+    """Configure logging once for the process."""
+    logging.basicConfig(
+        level=getattr(logging, level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def _out(text: str) -> None:
+    sys.stdout.write(text if text.endswith("\n") else text + "\n")
+
+
+def _expand(paths: Sequence[str]) -> list[Path]:
+    files: list[Path] = []
+    for raw in paths:
+        p = Path(raw)
+        if p.is_dir():
+            files += sorted(
+                f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in DOC_SUFFIXES
+            )
+        else:
+            files.append(p)
+    return files
+
+
+def _load_model(settings: Settings, model: str | None) -> Any:
+    from app.models.registry import Registry, load_version
+
+    if model and Path(model).is_dir():
+        return load_version(Path(model))
+    registry = Registry(settings.models_dir, settings.default_model_dir)
+    return registry.load(model or registry.active_id())
+
+
+# ---------------------------------------------------------------------------- classify
+def cmd_classify(args: argparse.Namespace, settings: Settings) -> int:
+    """Classify files and folders; one row per page."""
+    from app.documents import load_pages
+    from app.features import OcrSettings
+    from app.models.predict import classify_pages
+
+    version = _load_model(settings, args.model)
+    files = _expand(args.paths)
+    if not files:
+        raise AppError("no document found in the given paths")
+    ocr = OcrSettings(lang=args.lang or settings.ocr_lang, timeout=settings.ocr_timeout)
+    rows: list[dict[str, Any]] = []
+    errors = 0
+    with ProcessPoolExecutor(max_workers=args.jobs or settings.workers) as pool:
+        for f in files:
+            try:
+                pages = load_pages(
+                    f,
+                    dpi=settings.render_dpi,
+                    max_pages=settings.max_pages,
+                    max_pixels=settings.max_image_pixels,
+                    timeout=settings.pdf_timeout,
+                )
+                verdicts = classify_pages(
+                    pages, version, algorithm=args.algorithm, ocr=ocr, executor=pool
+                )
+            except AppError as e:
+                errors += 1
+                log.error("%s: %s", f, e.message)
+                rows.append(
+                    {
+                        "path": str(f),
+                        "page": None,
+                        "label": "error",
+                        "p_handwritten": None,
+                        "error": e.message,
+                    }
+                )
+                continue
+            rows += [
+                {
+                    "path": str(f),
+                    "page": v.page,
+                    "label": v.label,
+                    "p_handwritten": round(v.p_handwritten, 4),
+                }
+                for v in verdicts
+            ]
+    _print_rows(rows, args.format)
+    return int(ExitCode.BAD_INPUT) if errors else 0
+
+
+def _print_rows(rows: list[dict[str, Any]], fmt: str) -> None:
+    if fmt == "json":
+        _out(json.dumps(rows, indent=2))
+        return
+    if fmt == "csv":
+        buf = io.StringIO()
+        writer = csv.DictWriter(
+            buf, fieldnames=["path", "page", "label", "p_handwritten"], extrasaction="ignore"
+        )
+        writer.writeheader()
+        writer.writerows(rows)
+        _out(buf.getvalue())
+        return
+    width = max([len(r["path"]) for r in rows] + [4])
+    lines = [f"{'path':<{width}}  page  {'label':<11}  p(handwritten)"]
+    for r in rows:
+        p = "" if r["p_handwritten"] is None else f"{r['p_handwritten']:.3f}"
+        page = "" if r["page"] is None else str(r["page"])
+        extra = f"  {r['error']}" if "error" in r else ""
+        lines.append(f"{r['path']:<{width}}  {page:>4}  {r['label']:<11}  {p}{extra}")
+    _out("\n".join(lines))
+
+
+# ------------------------------------------------------------------------------- train
+def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
+    """Train CatBoost and SVM, evaluate, write a version folder."""
+    from app.models.registry import Registry
+    from app.training.featurize import ProgressBar
+    from app.training.report import results_table
+    from app.training.train import TrainConfig, train
+
+    cfg = TrainConfig(
+        algorithms=tuple(a.strip() for a in args.algorithms.split(",") if a.strip()),
+        seed=args.seed,
+        test_size=args.test_size,
+        augment=not args.no_augment,
+        iam_header=args.iam_header,
+        fullpage_baseline=not args.no_fullpage_baseline,
+        lang=args.lang or settings.ocr_lang,
+        ocr_timeout=settings.ocr_timeout,
+        workers=args.jobs or settings.workers,
+        threads=args.jobs or settings.workers,
+    )
+    out = Path(args.out) if args.out else settings.models_dir
+    result = train(
+        Path(args.data),
+        out_dir=out,
+        cache_dir=None if args.no_cache else settings.cache_dir,
+        cfg=cfg,
+        version_id=args.version,
+        progress=ProgressBar("features"),
+    )
+    _out(f"model version {result.version_id} written to {result.path}")
+    _out(results_table(result.report))
+    if args.activate:
+        Registry(out, settings.default_model_dir).activate(result.version_id)
+        _out(f"activated {result.version_id}")
+    return 0
+
+
+# ---------------------------------------------------------------------------- evaluate
+def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
+    """Evaluate a version on any labelled folder or manifest."""
+    from app.training.evaluate import evaluate, summary_table
+    from app.training.featurize import ProgressBar
+
+    version = _load_model(settings, args.model)
+    summary = evaluate(
+        Path(args.data),
+        version,
+        split=args.split,
+        out=Path(args.out) if args.out else None,
+        cache_dir=settings.cache_dir,
+        workers=args.jobs or settings.workers,
+        lang=args.lang or settings.ocr_lang,
+        progress=ProgressBar("features"),
+    )
+    _out(json.dumps(summary, indent=2) if args.json else summary_table(summary))
+    return 0
+
+
+# ---------------------------------------------------------------------------- features
+def cmd_features(args: argparse.Namespace, settings: Settings) -> int:
+    """Extract features of a dataset to CSV."""
+    from app.features import FEATURE_NAMES
+    from app.features.cache import FeatureCache
+    from app.training.dataset import discover
+    from app.training.featurize import ProgressBar, featurize, jobs_for
+
+    dataset = discover(Path(args.data))
+    jobs = jobs_for(
+        dataset.documents, "orig", lang=args.lang or settings.ocr_lang, timeout=settings.ocr_timeout
+    )
+    results, failures = featurize(
+        jobs,
+        cache=FeatureCache(settings.cache_dir),
+        workers=args.jobs or settings.workers,
+        progress=ProgressBar("features"),
+    )
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp")
+    with tmp.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["path", "page", "label", "source", "group", *FEATURE_NAMES])
+        for doc, job in zip(dataset.documents, jobs, strict=True):
+            for page in results.get(job, []):
+                writer.writerow(
+                    [
+                        str(doc.path),
+                        page["page"],
+                        doc.label,
+                        doc.source,
+                        doc.group,
+                        *(f"{page['features'][n]:.6g}" for n in FEATURE_NAMES),
+                    ]
+                )
+    tmp.replace(out)
+    for path, reason in dataset.skipped + failures:
+        log.warning("skipped %s: %s", path, reason)
+    _out(f"{sum(len(r) for r in results.values())} pages written to {out}")
+    return 0
+
+
+# ------------------------------------------------------------------------------- serve
+def cmd_serve(
+    args: argparse.Namespace, settings: Settings
+) -> int:  # pragma: no cover - runs uvicorn
+    """Run the HTTP service."""
+    import uvicorn
+
+    uvicorn.run(
+        "app.api.main:create_app",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        log_level=settings.log_level.lower(),
+    )
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every sub-command."""
+    parser = argparse.ArgumentParser(
+        prog="python -m app", description="inkwell: handwritten or typed, page by page."
+    )
+    parser.add_argument("--version", action="version", version=f"inkwell {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("classify", help="classify PDFs and images (folders recursively)")
+    p.add_argument("paths", nargs="+")
+    p.add_argument(
+        "--model", help="version id, 'default', or a version folder (default: the active model)"
+    )
+    p.add_argument(
+        "--algorithm", choices=["catboost", "svm"], help="default: the model's own choice"
+    )
+    p.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    p.add_argument("--lang", help="tesseract language(s), e.g. eng or eng+fra")
+    p.add_argument("--jobs", type=int, help="worker processes (default: all cores)")
+    p.set_defaults(func=cmd_classify)
+
+    p = sub.add_parser("train", help="train CatBoost and SVM on a labelled folder or manifest.csv")
+    p.add_argument("--data", required=True)
+    p.add_argument("--algorithms", default="catboost,svm")
+    p.add_argument("--out", help="models directory (default: INKWELL_MODELS_DIR)")
+    p.add_argument("--version", dest="version", help="version id (default: a timestamp)")
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--test-size", type=float, default=0.25)
+    p.add_argument("--no-augment", action="store_true")
+    p.add_argument(
+        "--iam-header",
+        choices=["split", "keep", "crop"],
+        default="split",
+        help="IAM forms: whole pages plus header (typed) and body (handwritten) parts [split], "
+        "whole pages only [keep], or the body only [crop]",
+    )
+    p.add_argument(
+        "--no-fullpage-baseline", action="store_true", help="skip the slow full-page OCR reference"
+    )
+    p.add_argument("--no-cache", action="store_true")
+    p.add_argument("--activate", action="store_true", help="make the new version the active one")
+    p.add_argument("--lang")
+    p.add_argument("--jobs", type=int)
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="evaluate a model on any labelled folder or manifest.csv")
+    p.add_argument("--data", required=True)
+    p.add_argument("--model", help="version id or folder (default: the active model)")
+    p.add_argument(
+        "--split",
+        choices=["all", "test"],
+        default="all",
+        help="'test': only the documents the model's own split held out",
+    )
+    p.add_argument("--out", help="folder for report.json / report.md")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--lang")
+    p.add_argument("--jobs", type=int)
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("features", help="extract features of a dataset to CSV")
+    p.add_argument("data")
+    p.add_argument("--out", required=True)
+    p.add_argument("--lang")
+    p.add_argument("--jobs", type=int)
+    p.set_defaults(func=cmd_features)
+
+    p = sub.add_parser("serve", help="run the HTTP service (uvicorn)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=9000)
+    p.set_defaults(func=cmd_serve)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; return the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    settings = get_settings()
+    setup_logging("DEBUG" if args.verbose else settings.log_level)
+    try:
+        return int(args.func(args, settings))
+    except AppError as e:
+        log.error("%s", e.message)
+        sys.stderr.write(f"error: {e.message}\n")
+        return int(e.exit_code)
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted\n")
+        return int(ExitCode.INTERRUPTED)

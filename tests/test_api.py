@@ -1,0 +1,225 @@
+"""The HTTP service, through TestClient(create_app()) so the lifespan runs."""
+
+from __future__ import annotations
+
+import io
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+from app.api.jobs import resolve_dataset
+from app.api.main import create_app
+from app.config import Settings
+from app.errors import OcrTimeoutError, PathNotAllowedError
+from tests.conftest import SAMPLES, needs_tesseract
+from tests.helpers import encode, pdf_bytes, typed_page
+
+pytestmark = needs_tesseract
+
+
+@pytest.fixture
+def client(settings: Settings) -> Iterator[TestClient]:
+    with TestClient(create_app(settings)) as c:
+        yield c
+
+
+def post(client: TestClient, data: bytes, name: str = "doc.bin", **form: str):  # type: ignore[no-untyped-def]
+    return client.post("/classify", files={"file": (name, io.BytesIO(data))}, data=form)
+
+
+def test_health_and_version(client: TestClient) -> None:
+    health = client.get("/health").json()
+    assert health["status"] == "ok"
+    assert health["tesseract"][0].isdigit()
+    assert health["active_model"]["id"] == "default"
+    version = client.get("/version").json()
+    assert version["feature_version"] and version["inkwell"]
+
+
+def test_classify_pdf_returns_page_level_json(client: TestClient) -> None:
+    data = (SAMPLES / "typed_report.pdf").read_bytes()
+    r = post(client, data, "typed_report.pdf")
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["document"]["page_count"] == 2
+    assert body["document"]["media_type"] == "application/pdf"
+    assert len(body["document"]["sha256"]) == 64
+    assert body["model"]["id"] == "default"
+    assert [p["page"] for p in body["pages"]] == [1, 2]
+    for p in body["pages"]:
+        assert p["label"] in ("handwritten", "typed")
+        assert p["probabilities"]["handwritten"] + p["probabilities"]["typed"] == pytest.approx(1)
+        assert p["confidence"] == max(p["probabilities"].values())
+        assert p["dpi"] == 200
+    assert body["label"] in ("handwritten", "typed", "mixed")
+
+
+def test_classify_image_with_algorithm_and_lang(client: TestClient) -> None:
+    data = encode(typed_page(150), "PNG")
+    r = post(client, data, "page.png", model="svm", lang="eng+fra")
+    assert r.status_code == 200, r.text
+    assert r.json()["model"]["algorithm"] == "svm"
+    assert r.json()["document"]["media_type"] == "image/png"
+
+
+def test_blank_page_is_empty_not_an_error(client: TestClient) -> None:
+    r = post(client, encode(np.full((300, 200), 255, np.uint8), "PNG"))
+    assert r.status_code == 200
+    assert r.json()["pages"][0]["label"] == "empty"
+    assert r.json()["label"] == "empty"
+
+
+@pytest.mark.parametrize(
+    ("data", "status", "code"),
+    [
+        (b"", 400, "empty_input"),
+        (b"hello, this is plain text", 415, "unsupported_format"),
+        (b"%PDF-1.4\n%broken", 422, "corrupt_document"),
+        (b"\x89PNG\r\n\x1a\n" + b"\0" * 30, 422, "corrupt_document"),
+    ],
+)
+def test_bad_uploads_get_clear_errors(client: TestClient, data: bytes, status: int, code: str) -> None:
+    r = post(client, data)
+    assert r.status_code == status, r.text
+    assert r.json()["code"] == code
+    assert r.json()["detail"]
+
+
+def test_missing_file_field_is_422(client: TestClient) -> None:
+    r = client.post("/classify", data={"model": "svm"})
+    assert r.status_code == 422
+    assert r.json()["code"] == "invalid_request" and "file" in r.json()["detail"]
+
+
+def test_too_large_upload_413(settings: Settings) -> None:
+    small = settings.model_copy(update={"max_upload_bytes": 1000})
+    with TestClient(create_app(small)) as c:
+        r = post(c, encode(typed_page(100), "PNG"))
+    assert r.status_code == 413 and r.json()["code"] == "too_large"
+
+
+def test_too_many_pages_422(settings: Settings) -> None:
+    limited = settings.model_copy(update={"max_pages": 1})
+    with TestClient(create_app(limited)) as c:
+        r = post(c, pdf_bytes([typed_page(50)] * 2, 50))
+    assert r.status_code == 422
+    assert r.json()["code"] == "too_many_pages" and "limit is 1" in r.json()["detail"]
+
+
+def test_unknown_model_404(client: TestClient) -> None:
+    r = post(client, encode(typed_page(100), "PNG"), model="v-nope")
+    assert r.status_code == 404 and r.json()["code"] == "model_not_found"
+
+
+def test_ocr_timeout_504(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    def slow(*_a: object, **_k: object) -> None:
+        raise OcrTimeoutError("tesseract took longer than 30 s")
+
+    monkeypatch.setattr("app.features.extract.image_to_words", slow)
+    r = post(client, encode(typed_page(100), "PNG"))
+    assert r.status_code == 504 and r.json()["code"] == "timeout"
+
+
+def test_missing_tesseract_503(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    from app.errors import MissingDependencyError
+
+    def missing(_lang: str) -> str:
+        raise MissingDependencyError("Could not find program 'tesseract'")
+
+    monkeypatch.setattr("app.api.main.check_tesseract", missing)
+    with TestClient(create_app(settings)) as c:
+        assert c.get("/health").json()["status"] == "degraded"
+        r = post(c, encode(typed_page(100), "PNG"))
+    assert r.status_code == 503 and r.json()["code"] == "missing_dependency"
+
+
+def test_models_routes(client: TestClient, settings: Settings, tiny_model: object) -> None:
+    import shutil
+
+    shutil.copytree(settings.default_model_dir, settings.models_dir / "v2")
+    listing = client.get("/models").json()
+    assert listing["active"] == "default"
+    assert [v["id"] for v in listing["versions"]] == ["default", "v2"]
+    one = client.get("/models/v2").json()
+    assert one["metadata"]["feature_names"] and one["active"] is False
+    assert client.get("/models/nope").status_code == 404
+    assert client.post("/models/nope/activate").status_code == 404
+    r = client.post("/models/v2/activate")
+    assert r.status_code == 200 and r.json()["active"] == "v2"
+    assert client.get("/health").json()["active_model"]["id"] == "v2"
+    r = post(client, encode(typed_page(100), "PNG"))
+    assert r.json()["model"]["id"] == "v2"
+
+
+def test_dataset_paths_are_confined(tmp_path: Path) -> None:
+    root = tmp_path / "data"
+    (root / "ok").mkdir(parents=True)
+    (tmp_path / "outside").mkdir()
+    (root / "link").symlink_to(tmp_path / "outside")
+    assert resolve_dataset(root, "ok") == (root / "ok").resolve()
+    for bad in ("../outside", "/etc", "link", "ok/../../outside"):
+        with pytest.raises(PathNotAllowedError):
+            resolve_dataset(root, bad)
+
+
+def test_train_refusals(client: TestClient) -> None:
+    r = client.post("/train", json={"dataset": "../etc"})
+    assert r.status_code == 403 and r.json()["code"] == "path_not_allowed"
+    r = client.post("/train", json={"dataset": "/etc"})
+    assert r.status_code == 403
+    r = client.post("/train", json={"dataset": "nothing-here"})
+    assert r.status_code == 422 and "not found" in r.json()["detail"]
+    r = client.post("/train", json={"dataset": "tiny", "algorithms": ["knn"]})
+    assert r.status_code == 422 and r.json()["code"] == "invalid_request"
+    assert client.get("/train/nope").status_code == 404
+
+
+def _poll(client: TestClient, job_id: str, timeout: float = 300) -> dict[str, object]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = client.get(f"/train/{job_id}").json()
+        if job["status"] in ("succeeded", "failed"):
+            return job  # type: ignore[no-any-return]
+        time.sleep(0.5)
+    raise AssertionError("training job did not finish")
+
+
+def test_train_through_the_api(client: TestClient, settings: Settings) -> None:
+    r = client.post(
+        "/train", json={"dataset": "tiny", "test_size": 0.34, "activate": True, "augment": False}
+    )
+    assert r.status_code == 202, r.text
+    job_id = r.json()["job_id"]
+    busy = client.post("/train", json={"dataset": "tiny"})
+    assert busy.status_code == 409 and busy.json()["code"] == "training_busy"
+    job = _poll(client, job_id)
+    assert job["status"] == "succeeded", job
+    assert job["progress"]["done"] == job["progress"]["total"]  # type: ignore[index]
+    metrics = job["metrics"]
+    assert "catboost" in metrics and "svm" in metrics  # type: ignore[operator]
+    versions = [v["id"] for v in client.get("/models").json()["versions"]]
+    assert job["version_id"] in versions
+    assert client.get("/health").json()["active_model"]["id"] == job["version_id"]
+
+
+def test_failed_training_keeps_the_active_model(client: TestClient, settings: Settings) -> None:
+    few = settings.data_dir / "few"
+    (few / "typed").mkdir(parents=True)
+    (few / "handwritten").mkdir()
+    (few / "typed" / "a.png").write_bytes(encode(typed_page(60), "PNG"))
+    r = client.post("/train", json={"dataset": "few", "activate": True})
+    job = _poll(client, r.json()["job_id"])
+    assert job["status"] == "failed" and "too few" in str(job["error"])
+    assert client.get("/health").json()["active_model"]["id"] == "default"
+    assert [v["id"] for v in client.get("/models").json()["versions"]] == ["default"]
+
+
+def test_openapi_lists_every_route(client: TestClient) -> None:
+    paths = client.get("/openapi.json").json()["paths"]
+    for route in ("/classify", "/train", "/train/{job_id}", "/models", "/models/{model_id}",
+                  "/models/{model_id}/activate", "/health", "/version"):
+        assert route in paths

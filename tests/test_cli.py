@@ -1,0 +1,105 @@
+"""The command line, end to end."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from app import cli
+from app.config import Settings
+from app.errors import ExitCode
+from app.training.train import TrainResult
+from tests.conftest import ROOT, SAMPLES, needs_tesseract
+
+
+@pytest.fixture
+def use_settings(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    monkeypatch.setattr(cli, "get_settings", lambda: settings)
+    return settings
+
+
+def test_help_runs_as_a_module() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "app", "--help"], capture_output=True, text=True, cwd=ROOT,
+        timeout=60, check=True,
+    )
+    for command in ("classify", "train", "evaluate", "features", "serve"):
+        assert command in out.stdout
+
+
+@needs_tesseract
+@pytest.mark.usefixtures("use_settings")
+def test_classify_formats(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["classify", str(SAMPLES / "typed_report.pdf"), "--format", "json", "--jobs", "1"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["page"] for r in rows] == [1, 2]
+    assert cli.main(["classify", str(SAMPLES), "--format", "csv", "--jobs", "1"]) == 0
+    table = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert {Path(r["path"]).name for r in table} >= {"typed_minutes.png", "handwritten_note.png"}
+    assert all(0 <= float(r["p_handwritten"]) <= 1 for r in table)
+    assert cli.main(["classify", str(SAMPLES / "typed_minutes.png"), "--jobs", "1"]) == 0
+    assert "p(handwritten)" in capsys.readouterr().out
+
+
+@needs_tesseract
+@pytest.mark.usefixtures("use_settings")
+def test_classify_bad_file_exit_code(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "bad.pdf"
+    bad.write_text("not a pdf")
+    assert cli.main(["classify", str(bad), "--jobs", "1"]) == ExitCode.BAD_INPUT
+    assert "error" in capsys.readouterr().out
+    empty_dir = tmp_path / "none"
+    empty_dir.mkdir()
+    assert cli.main(["classify", str(empty_dir)]) == ExitCode.INTERNAL
+    assert "no document found" in capsys.readouterr().err
+
+
+@needs_tesseract
+@pytest.mark.usefixtures("use_settings")
+def test_unknown_model_exit_code(capsys: pytest.CaptureFixture[str]) -> None:
+    code = cli.main(["classify", str(SAMPLES / "typed_minutes.png"), "--model", "v-none"])
+    assert code == ExitCode.MODEL
+    assert "no model version" in capsys.readouterr().err
+
+
+@needs_tesseract
+def test_train_evaluate_features(
+    use_settings: Settings, tiny_dataset: Path, tmp_path: Path, tiny_model: TrainResult,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    out = tmp_path / "models"
+    code = cli.main([
+        "train", "--data", str(tiny_dataset), "--out", str(out), "--version", "cli1",
+        "--test-size", "0.34", "--no-fullpage-baseline", "--activate", "--jobs", "2",
+    ])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "cli1" in printed and "catboost" in printed and "activated" in printed
+    assert (out / "cli1" / "catboost.cbm").is_file()
+    assert (out / "ACTIVE").read_text().strip() == "cli1"
+
+    code = cli.main(["evaluate", "--data", str(tiny_dataset), "--model", str(out / "cli1"),
+                     "--json", "--split", "test", "--out", str(tmp_path / "eval")])
+    assert code == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["split"] == "test" and summary["algorithms"]["svm"]["n"] >= 2
+    assert cli.main(["evaluate", "--data", str(tiny_dataset), "--model", str(out / "cli1")]) == 0
+    assert "catboost" in capsys.readouterr().out
+
+    csv_out = tmp_path / "features.csv"
+    assert cli.main(["features", str(tiny_dataset), "--out", str(csv_out), "--jobs", "1"]) == 0
+    rows = list(csv.DictReader(csv_out.open()))
+    assert len(rows) == 12 and "ocr_conf_mean" in rows[0]
+
+
+@pytest.mark.usefixtures("use_settings")
+def test_train_refusal_exit_code(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = cli.main(["train", "--data", str(tmp_path / "missing"), "--out", str(tmp_path / "m")])
+    assert code == ExitCode.DATASET
+    assert "dataset not found" in capsys.readouterr().err
