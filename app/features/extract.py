@@ -16,12 +16,12 @@ import numpy as np
 from scipy import ndimage
 
 from app.features.layout import Components, Line, find_components, group_lines
-from app.features.normalise import CANON_HEIGHT, Normalised, normalise
+from app.features.normalise import CANON_HEIGHT, LAYOUT_HEIGHT, Normalised, normalise
 from app.ocr import OcrWord, image_to_words
 
 log = logging.getLogger(__name__)
 
-FEATURE_VERSION = "1.2"
+FEATURE_VERSION = "1.4"
 
 OCR_FEATURES = (
     "ocr_conf_mean",
@@ -69,10 +69,10 @@ FEATURE_NAMES: tuple[str, ...] = (
     OCR_FEATURES + REGULARITY_FEATURES + STROKE_FEATURES + FLAG_FEATURES
 )
 
-OCR_SAMPLE_LINES = 12
+OCR_SAMPLE_LINES = 8
 LOW_LINE_CONF = 60.0
-STROKE_SAMPLE_LINES = 40
-OCR_MAX_LINE_WIDTH = 1200
+STROKE_SAMPLE_LINES = 24
+OCR_MAX_LINE_WIDTH = 520
 _WORDLIKE = re.compile(
     r"^[\"'(\[]?([A-Za-zÀ-ÖØ-öø-ÿ]+(['’-][A-Za-zÀ-ÖØ-öø-ÿ]+)?|\d+([.,:/-]\d+)*)[\"')\].,;:!?]*$"
 )
@@ -183,13 +183,34 @@ def _line_spacing_cv(lines: list[Line]) -> float:
     return _safe_cv(np.array(steps)) if len(steps) >= 2 else 0.0
 
 
-def regularity_features(comps: Components, lines: list[Line]) -> dict[str, float]:
-    """Character regularity: size, alignment and spacing of connected components."""
-    in_lines = np.concatenate([ln.members for ln in lines]) if lines else np.zeros(0, int)
-    h = comps.height[in_lines]
-    w = comps.width[in_lines]
+def crop_components(flat: np.ndarray, threshold: float) -> tuple[Components, Line]:
+    """Components of one line crop (at CANON_HEIGHT) as a single line, sorted left to right."""
+    comps, _ = find_components(flat <= threshold, height=CANON_HEIGHT, assign_lines=False)
+    order = np.argsort(comps.x0, kind="stable")
+    if comps.x0.size == 0:
+        return comps, Line(0, 0, 0, 0, order)
+    line = Line(
+        x0=int(comps.x0.min()),
+        y0=int(comps.y0.min()),
+        x1=int(comps.x1.max()),
+        y1=int(comps.y1.max()),
+        members=order,
+    )
+    return comps, line
+
+
+def regularity_features(
+    lines: list[Line], crops: list[tuple[Components, Line]]
+) -> dict[str, float]:
+    """Character regularity: size, alignment and spacing of connected components.
+
+    Shapes and per-line statistics come from the sharp line crops; line spacing and components
+    per line from the whole-page layout.
+    """
+    h = np.concatenate([c.height[ln.members] for c, ln in crops]) if crops else np.zeros(0)
+    w = np.concatenate([c.width[ln.members] for c, ln in crops]) if crops else np.zeros(0)
     med_h = float(np.median(h)) if h.size else 0.0
-    per_line = [line_regularity(comps, ln) for ln in lines if ln.members.size >= 3]
+    per_line = [line_regularity(c, ln) for c, ln in crops if ln.members.size >= 3]
     aspect = np.log(np.maximum(w, 1) / np.maximum(h, 1)) if h.size else np.zeros(0)
     mode_share = float(np.mean(np.abs(h - med_h) <= 0.15 * med_h)) if med_h > 0 else 0.0
     return {
@@ -200,7 +221,7 @@ def regularity_features(comps: Components, lines: list[Line]) -> dict[str, float
         "reg_baseline_dev": _median([r["baseline_dev"] for r in per_line]),
         "reg_gap_cv": _median([r["gap_cv"] for r in per_line]),
         "reg_line_spacing_cv": _line_spacing_cv(lines),
-        "reg_comps_per_line": _median([r["comps"] for r in per_line]),
+        "reg_comps_per_line": _median([float(ln.members.size) for ln in lines]),
         "reg_comp_density": _median([r["density"] for r in per_line]),
         "reg_line_height_ratio": _median([r["height_ratio"] for r in per_line]),
         "reg_line_height_cv": _median([r["height_cv"] for r in per_line]),
@@ -217,20 +238,26 @@ def _sample(lines: list[Line], k: int) -> list[Line]:
     return [lines[i] for i in idx]
 
 
-def stroke_features(norm: Normalised, lines: list[Line]) -> dict[str, float]:
-    """Stroke width, straightness/curvature, orientation and slant on a sample of lines."""
+def line_crops(norm: Normalised, lines: list[Line], *, pad: int = 2) -> list[np.ndarray]:
+    """Sharp, background-flattened crops of a sample of lines at CANON_HEIGHT."""
+    crops = []
+    for ln in _sample(lines, STROKE_SAMPLE_LINES):
+        x1 = min(ln.x1 + pad, ln.x0 + int(30 * LAYOUT_HEIGHT))
+        crops.append(norm.crop((ln.x0 - pad, ln.y0 - pad, x1, ln.y1 + pad)))
+    return crops
+
+
+def stroke_features(crops: list[np.ndarray], threshold: float) -> dict[str, float]:
+    """Stroke width, straightness/curvature, orientation and slant on line crops."""
     widths: list[np.ndarray] = []
     coherence: list[np.ndarray] = []
     angles: list[np.ndarray] = []
     mags: list[np.ndarray] = []
     ink_px = 0
     box_px = 0
-    pad = 2
-    for ln in _sample(lines, STROKE_SAMPLE_LINES):
-        ys = slice(max(0, ln.y0 - pad), ln.y1 + pad)
-        xs = slice(max(0, ln.x0 - pad), min(ln.x1 + pad, ln.x0 + 40 * int(CANON_HEIGHT)))
-        ink = norm.ink[ys, xs]
-        grey = norm.grey[ys, xs].astype(np.float32)
+    for flat in crops:
+        ink = flat <= threshold
+        grey = flat.astype(np.float32)
         ink_px += int(ink.sum())
         box_px += ink.size
         edt = ndimage.distance_transform_edt(ink)
@@ -283,7 +310,7 @@ def stroke_features(norm: Normalised, lines: list[Line]) -> dict[str, float]:
 
 # ------------------------------------------------------------------------------------ OCR
 def build_montage(
-    grey: np.ndarray, lines: list[Line], *, gap: int = 12
+    norm: Normalised | None, lines: list[Line], *, gap: int = 12
 ) -> tuple[np.ndarray, int, list[tuple[int, int]]]:
     """Stack line crops into one image for a single tesseract call.
 
@@ -293,9 +320,13 @@ def build_montage(
     crops = []
     area = 0
     pad = 4
+    max_width = int(OCR_MAX_LINE_WIDTH * LAYOUT_HEIGHT / CANON_HEIGHT)
+    if norm is None:
+        lines = []
     for ln in lines:
-        crop = grey[max(0, ln.y0 - pad) : ln.y1 + pad, max(0, ln.x0 - pad) : ln.x1 + pad]
-        crop = crop[:, :OCR_MAX_LINE_WIDTH]
+        assert norm is not None
+        x1 = min(ln.x1 + pad, ln.x0 + max_width)
+        crop = norm.crop((ln.x0 - pad, ln.y0 - pad, x1, ln.y1 + pad))
         crops.append(crop)
         area += crop.shape[0] * crop.shape[1]
     if not crops:
@@ -316,7 +347,7 @@ def ocr_features(norm: Normalised, lines: list[Line], settings: OcrSettings) -> 
     """Tesseract word confidences and word shapes on a bounded sample of lines."""
     candidates = [ln for ln in lines if ln.members.size >= 3] or lines
     sample = _sample(candidates, OCR_SAMPLE_LINES)
-    montage, area, spans = build_montage(norm.grey, sample)
+    montage, area, spans = build_montage(norm, sample)
     if not settings.enabled or area == 0:
         return dict.fromkeys(OCR_FEATURES, 0.0)
     words = image_to_words(montage, lang=settings.lang, timeout=settings.timeout)
@@ -372,10 +403,11 @@ def analyse_page(grey: np.ndarray, ocr: OcrSettings | None = None) -> PageAnalys
         features = dict.fromkeys(FEATURE_NAMES, 0.0)
         features["empty"] = 1.0
         return PageAnalysis(features=features, lines=lines, scale=norm.scale, timings=timings)
-    features = regularity_features(comps, lines)
+    crops = line_crops(norm, lines)
+    features = regularity_features(lines, [crop_components(c, norm.threshold) for c in crops])
     t2 = time.perf_counter()
     timings["regularity"] = t2 - t1
-    features.update(stroke_features(norm, lines))
+    features.update(stroke_features(crops, norm.threshold))
     t3 = time.perf_counter()
     timings["strokes"] = t3 - t2
     features.update(ocr_features(norm, lines, ocr))

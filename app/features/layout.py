@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from app.features.normalise import CANON_HEIGHT
+from app.features.normalise import LAYOUT_HEIGHT
 
 
 @dataclass(frozen=True)
@@ -57,8 +57,15 @@ class Line:
         return self.x1 - self.x0
 
 
-def find_components(ink: np.ndarray) -> tuple[Components, np.ndarray]:
+def find_components(
+    ink: np.ndarray, *, height: float = LAYOUT_HEIGHT, assign_lines: bool = True
+) -> tuple[Components, np.ndarray]:
     """Label the ink and keep components that can be characters or handwritten words.
+
+    Args:
+        ink: boolean mask whose characters are about ``height`` pixels tall.
+        height: the text height the mask was normalised to.
+        assign_lines: also group the components into lines (the ``line`` field).
 
     Returns:
         The kept components and a boolean mask holding only their pixels.
@@ -74,11 +81,11 @@ def find_components(ink: np.ndarray) -> tuple[Components, np.ndarray]:
     h = box[:, 3] - box[:, 1]
     fill = area / np.maximum(w * h, 1)
     keep = (
-        (area >= 0.02 * CANON_HEIGHT**2)  # specks, dust, JPEG noise
-        & (h >= 0.2 * CANON_HEIGHT)
-        & (h <= 6 * CANON_HEIGHT)  # pictures, tables, vertical rules
-        & ~((w > 8 * CANON_HEIGHT) & (h < 0.6 * CANON_HEIGHT))  # horizontal rules
-        & ~((w > 3 * CANON_HEIGHT) & (h > 3 * CANON_HEIGHT) & (fill < 0.08))  # frames, boxes
+        (area >= 0.02 * height**2)  # specks, dust, JPEG noise
+        & (h >= 0.2 * height)
+        & (h <= 6 * height)  # pictures, tables, vertical rules
+        & ~((w > 8 * height) & (h < 0.6 * height))  # horizontal rules
+        & ~((w > 3 * height) & (h > 3 * height) & (fill < 0.08))  # frames, boxes
     )
     lut = np.zeros(n + 1, dtype=bool)
     lut[1:] = keep
@@ -91,7 +98,7 @@ def find_components(ink: np.ndarray) -> tuple[Components, np.ndarray]:
         x1=kept_box[:, 2],
         y1=kept_box[:, 3],
         area=area[idx],
-        line=_assign_lines(labels, mask, idx, n),
+        line=_assign_lines(labels, mask, idx, n) if assign_lines else np.zeros(idx.size, np.int64),
     )
     return comps, mask
 
@@ -100,7 +107,7 @@ def _assign_lines(labels: np.ndarray, mask: np.ndarray, idx: np.ndarray, n: int)
     """Smear text horizontally (run-length smoothing) and label the smeared rows as lines."""
     if idx.size == 0:
         return np.zeros(0, dtype=np.int64)
-    gap = round(1.2 * CANON_HEIGHT) | 1
+    gap = round(1.2 * LAYOUT_HEIGHT) | 1
     smeared = ndimage.maximum_filter1d(mask.view(np.uint8), size=gap, axis=1) > 0
     line_labels, _ = ndimage.label(smeared, structure=np.ones((3, 3), dtype=bool))
     ys, xs = np.nonzero(mask)
@@ -130,7 +137,7 @@ def group_lines(comps: Components, *, min_members: int = 2) -> list[Line]:
             members=members,
         )
         if (
-            0.5 * CANON_HEIGHT <= line.height <= 8 * CANON_HEIGHT
+            0.5 * LAYOUT_HEIGHT <= line.height <= 8 * LAYOUT_HEIGHT
             and line.width >= 1.5 * line.height
         ):
             lines.append(line)

@@ -13,7 +13,9 @@ from PIL import Image
 from scipy import ndimage
 
 CANON_HEIGHT = 20.0
-"""Median height (px) of character components after normalisation."""
+"""Character height (px) of the line crops that strokes and OCR are measured on."""
+LAYOUT_HEIGHT = 13.0
+"""Character height (px) of the whole-page copy used for components, lines and regularity."""
 
 MAX_SCALE = 4.0
 MIN_SCALE = 0.05
@@ -22,33 +24,72 @@ MAX_CANON_PIXELS = 12_000_000
 
 @dataclass(frozen=True)
 class Normalised:
-    """A page brought to canonical text size."""
+    """A page brought to the layout text size, with what is needed to cut sharper line crops."""
 
     grey: np.ndarray
-    """Background-flattened greyscale (uint8, 255 = paper)."""
+    """Background-flattened greyscale at layout scale (uint8, 255 = paper)."""
     ink: np.ndarray
-    """Boolean ink mask."""
+    """Boolean ink mask at layout scale."""
     scale: float
-    """Factor from original pixels to canonical pixels."""
+    """Factor from original pixels to layout pixels."""
     text_height: float
-    """Median character height in the original pixels (0 when no text was found)."""
+    """Character height in the original pixels (0 when no text was found)."""
+    original: np.ndarray
+    """The page as loaded."""
+    background: np.ndarray
+    """Small estimate of the paper (see :func:`estimate_background`)."""
+    threshold: float
+    """Ink threshold on background-flattened grey."""
+
+    def crop(self, box: tuple[int, int, int, int], height: float = CANON_HEIGHT) -> np.ndarray:
+        """Cut ``box`` (layout pixels) from the original and resample it to ``height`` text.
+
+        Returns the background-flattened grey crop; ink is ``crop <= threshold``.
+        """
+        oh, ow = self.original.shape
+        inv = 1.0 / self.scale
+        x0, y0 = max(0, int(box[0] * inv)), max(0, int(box[1] * inv))
+        x1, y1 = min(ow, int(np.ceil(box[2] * inv))), min(oh, int(np.ceil(box[3] * inv)))
+        if x1 <= x0 or y1 <= y0:
+            return np.full((1, 1), 255, np.uint8)
+        bh, bw = self.background.shape
+        by0, bx0 = int(y0 * bh / oh), int(x0 * bw / ow)
+        by1 = max(by0 + 1, int(np.ceil(y1 * bh / oh)))
+        bx1 = max(bx0 + 1, int(np.ceil(x1 * bw / ow)))
+        part = self.original[y0:y1, x0:x1]
+        factor = height / self.text_height if self.text_height > 0 else 1.0
+        if abs(factor - 1.0) > 1e-3:
+            part = _resize(part, factor)
+        return divide_background(part, self.background[by0:by1, bx0:bx1])
+
+
+def estimate_background(grey: np.ndarray) -> np.ndarray:
+    """A small float image of the paper: a grey closing removes strokes, leaving the background.
+
+    It is computed on a copy reduced to about 150 px on its short side; callers resize it to the
+    resolution they work at, so stains, shadows and uneven phone-photo light can be divided out.
+    """
+    factor = max(1, min(grey.shape) // 150)
+    img = Image.fromarray(grey)
+    small = np.asarray(img.reduce(factor) if factor > 1 else img, dtype=np.float32)
+    size = max(3, round(min(small.shape) / 25) | 1)
+    bg_small = ndimage.grey_closing(small, size=(size, size))
+    return np.asarray(ndimage.uniform_filter(bg_small, size=3), dtype=np.float32)
+
+
+def divide_background(grey: np.ndarray, background: np.ndarray) -> np.ndarray:
+    """``grey`` divided by ``background`` (resized to it), as uint8 with white paper."""
+    h, w = grey.shape
+    bg = np.asarray(
+        Image.fromarray(background).resize((w, h), Image.Resampling.BILINEAR), dtype=np.float32
+    )
+    flat = grey.astype(np.float32) * (255.0 / np.maximum(bg, 1.0))
+    return np.clip(flat, 0, 255).astype(np.uint8)
 
 
 def flatten_background(grey: np.ndarray) -> np.ndarray:
     """Divide by an estimate of the paper so stains, shadows and uneven light vanish."""
-    h, w = grey.shape
-    factor = max(1, min(h, w) // 150)
-    img = Image.fromarray(grey)
-    small = np.asarray(img.reduce(factor) if factor > 1 else img, dtype=np.float32)
-    # paper is the local maximum once strokes (thinner than the window) are closed over
-    size = max(3, round(min(small.shape) / 25) | 1)
-    bg_small = ndimage.grey_closing(small, size=(size, size))
-    bg_small = ndimage.uniform_filter(bg_small, size=3)
-    bg = np.asarray(
-        Image.fromarray(bg_small).resize((w, h), Image.Resampling.BILINEAR), dtype=np.float32
-    )
-    flat = grey.astype(np.float32) * (255.0 / np.maximum(bg, 1.0))
-    return np.clip(flat, 0, 255).astype(np.uint8)
+    return divide_background(grey, estimate_background(grey))
 
 
 def otsu_threshold(grey: np.ndarray) -> float:
@@ -96,25 +137,40 @@ def estimate_text_height(ink: np.ndarray) -> float:
     return float(core.mean()) if core.size else med
 
 
-def normalise(grey: np.ndarray) -> Normalised:
-    """Flatten, binarise and resample a page so the median character is CANON_HEIGHT tall."""
-    flat = flatten_background(grey)
-    threshold = min(otsu_threshold(flat), 200.0)
-    # estimate the scale on a half-size copy of big pages: it is 4x cheaper and precise enough
-    factor = 2 if max(flat.shape) > 2000 else 1
-    probe = np.asarray(Image.fromarray(flat).reduce(factor)) if factor > 1 else flat
+def _resize(grey: np.ndarray, scale: float) -> np.ndarray:
+    h, w = grey.shape
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    return np.asarray(Image.fromarray(grey).resize(size, Image.Resampling.BILINEAR))
+
+
+def normalise(grey: np.ndarray, height: float = LAYOUT_HEIGHT) -> Normalised:
+    """Flatten, binarise and resample a page so its characters are ``height`` pixels tall.
+
+    The text size is estimated on a reduced copy (long side 1100-2200 px), then the original is
+    resampled once to the canonical scale and the background is divided out there: no full-size
+    floating-point pass over a 300-dpi page.
+    """
+    background = estimate_background(grey)
+    factor = max(1, max(grey.shape) // 1100)
+    probe = np.asarray(Image.fromarray(grey).reduce(factor)) if factor > 1 else grey
+    probe = divide_background(probe, background)
+    threshold = min(otsu_threshold(probe), 200.0)
     text_height = estimate_text_height(probe <= threshold) * factor
-    if text_height <= 0:
-        scale = 1.0
-    else:
-        scale = float(np.clip(CANON_HEIGHT / text_height, MIN_SCALE, MAX_SCALE))
-    h, w = flat.shape
+    scale = 1.0
+    if text_height > 0:
+        scale = float(np.clip(height / text_height, MIN_SCALE, MAX_SCALE))
+    h, w = grey.shape
     pixels = h * w * scale * scale
     if pixels > MAX_CANON_PIXELS:
         scale *= (MAX_CANON_PIXELS / pixels) ** 0.5
-    size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    if abs(scale - 1.0) > 1e-3:
-        canon = np.asarray(Image.fromarray(flat).resize(size, Image.Resampling.BILINEAR))
-    else:
-        canon = flat
-    return Normalised(grey=canon, ink=canon <= threshold, scale=scale, text_height=text_height)
+    canon = _resize(grey, scale) if abs(scale - 1.0) > 1e-3 else grey
+    canon = divide_background(canon, background)
+    return Normalised(
+        grey=canon,
+        ink=canon <= threshold,
+        scale=scale,
+        text_height=text_height,
+        original=grey,
+        background=background,
+        threshold=threshold,
+    )
