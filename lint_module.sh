@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 run() { if command -v poetry >/dev/null 2>&1 && [ -z "${INKWELL_NO_POETRY:-}" ]; then poetry run "$@"; else "$@"; fi; }
-targets=(app tests bench samples)
+targets=(app tests bench samples scripts)
 if [ "${1:-}" != "--check" ]; then
   run ruff format "${targets[@]}"
   run ruff check --fix "${targets[@]}"

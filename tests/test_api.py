@@ -82,7 +82,9 @@ def test_blank_page_is_empty_not_an_error(client: TestClient) -> None:
         (b"\x89PNG\r\n\x1a\n" + b"\0" * 30, 422, "corrupt_document"),
     ],
 )
-def test_bad_uploads_get_clear_errors(client: TestClient, data: bytes, status: int, code: str) -> None:
+def test_bad_uploads_get_clear_errors(
+    client: TestClient, data: bytes, status: int, code: str
+) -> None:
     r = post(client, data)
     assert r.status_code == status, r.text
     assert r.json()["code"] == code
@@ -220,6 +222,14 @@ def test_failed_training_keeps_the_active_model(client: TestClient, settings: Se
 
 def test_openapi_lists_every_route(client: TestClient) -> None:
     paths = client.get("/openapi.json").json()["paths"]
-    for route in ("/classify", "/train", "/train/{job_id}", "/models", "/models/{model_id}",
-                  "/models/{model_id}/activate", "/health", "/version"):
+    for route in (
+        "/classify",
+        "/train",
+        "/train/{job_id}",
+        "/models",
+        "/models/{model_id}",
+        "/models/{model_id}/activate",
+        "/health",
+        "/version",
+    ):
         assert route in paths

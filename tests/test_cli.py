@@ -26,8 +26,12 @@ def use_settings(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Setting
 
 def test_help_runs_as_a_module() -> None:
     out = subprocess.run(
-        [sys.executable, "-m", "app", "--help"], capture_output=True, text=True, cwd=ROOT,
-        timeout=60, check=True,
+        [sys.executable, "-m", "app", "--help"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+        check=True,
     )
     for command in ("classify", "train", "evaluate", "features", "serve"):
         assert command in out.stdout
@@ -36,7 +40,10 @@ def test_help_runs_as_a_module() -> None:
 @needs_tesseract
 @pytest.mark.usefixtures("use_settings")
 def test_classify_formats(capsys: pytest.CaptureFixture[str]) -> None:
-    assert cli.main(["classify", str(SAMPLES / "typed_report.pdf"), "--format", "json", "--jobs", "1"]) == 0
+    assert (
+        cli.main(["classify", str(SAMPLES / "typed_report.pdf"), "--format", "json", "--jobs", "1"])
+        == 0
+    )
     rows = json.loads(capsys.readouterr().out)
     assert [r["page"] for r in rows] == [1, 2]
     assert cli.main(["classify", str(SAMPLES), "--format", "csv", "--jobs", "1"]) == 0
@@ -70,22 +77,50 @@ def test_unknown_model_exit_code(capsys: pytest.CaptureFixture[str]) -> None:
 
 @needs_tesseract
 def test_train_evaluate_features(
-    use_settings: Settings, tiny_dataset: Path, tmp_path: Path, tiny_model: TrainResult,
+    use_settings: Settings,
+    tiny_dataset: Path,
+    tmp_path: Path,
+    tiny_model: TrainResult,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     out = tmp_path / "models"
-    code = cli.main([
-        "train", "--data", str(tiny_dataset), "--out", str(out), "--version", "cli1",
-        "--test-size", "0.34", "--no-fullpage-baseline", "--activate", "--jobs", "2",
-    ])
+    code = cli.main(
+        [
+            "train",
+            "--data",
+            str(tiny_dataset),
+            "--out",
+            str(out),
+            "--version",
+            "cli1",
+            "--test-size",
+            "0.34",
+            "--no-fullpage-baseline",
+            "--activate",
+            "--jobs",
+            "2",
+        ]
+    )
     assert code == 0
     printed = capsys.readouterr().out
     assert "cli1" in printed and "catboost" in printed and "activated" in printed
     assert (out / "cli1" / "catboost.cbm").is_file()
     assert (out / "ACTIVE").read_text().strip() == "cli1"
 
-    code = cli.main(["evaluate", "--data", str(tiny_dataset), "--model", str(out / "cli1"),
-                     "--json", "--split", "test", "--out", str(tmp_path / "eval")])
+    code = cli.main(
+        [
+            "evaluate",
+            "--data",
+            str(tiny_dataset),
+            "--model",
+            str(out / "cli1"),
+            "--json",
+            "--split",
+            "test",
+            "--out",
+            str(tmp_path / "eval"),
+        ]
+    )
     assert code == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["split"] == "test" and summary["algorithms"]["svm"]["n"] >= 2
@@ -103,3 +138,18 @@ def test_train_refusal_exit_code(tmp_path: Path, capsys: pytest.CaptureFixture[s
     code = cli.main(["train", "--data", str(tmp_path / "missing"), "--out", str(tmp_path / "m")])
     assert code == ExitCode.DATASET
     assert "dataset not found" in capsys.readouterr().err
+
+
+def test_report_prints_and_updates_readme(
+    tiny_model: TrainResult, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(["report", str(tiny_model.path)]) == 0
+    assert "| catboost |" in capsys.readouterr().out
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# x\n\n{cli.README_START}\nstale table\n{cli.README_END}\n\ntail\n")
+    assert cli.main(["report", str(tiny_model.path), "--readme", str(readme)]) == 0
+    text = readme.read_text()
+    assert "stale table" not in text and "| svm |" in text and text.endswith("tail\n")
+    readme.write_text("no markers")
+    assert cli.main(["report", str(tiny_model.path), "--readme", str(readme)]) == ExitCode.INTERNAL
+    assert cli.main(["report", str(tmp_path / "nope")]) == ExitCode.INTERNAL

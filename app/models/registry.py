@@ -54,6 +54,7 @@ def atomic_write_text(path: Path, text: str) -> None:
             fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
+        Path(tmp).chmod(0o644)  # mkstemp makes 0600; models and reports are read by other users
         Path(tmp).replace(path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -109,6 +110,7 @@ def staging_dir(models_dir: Path, version_id: str) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(dir=models_dir, prefix=f".tmp-{version_id}-"))
     try:
         yield tmp
+        tmp.chmod(0o755)  # mkdtemp makes 0700
         tmp.rename(final)
     finally:
         if tmp.exists():

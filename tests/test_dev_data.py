@@ -1,0 +1,106 @@
+"""The shipped default model on the real dev pages (skipped without ../shared/datasets)."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+from app.api.main import create_app
+from app.config import Settings
+from app.features.cache import FeatureCache
+from app.models.registry import ModelVersion, load_version
+from app.training.dataset import discover
+from app.training.evaluate import evaluate
+from app.training.featurize import featurize, jobs_for
+from app.training.train import _rows, split_documents
+from tests.conftest import DEV_DATA, ROOT, needs_dev_data, needs_tesseract
+
+pytestmark = [needs_dev_data, needs_tesseract]
+DEFAULT = ROOT / "models" / "default"
+
+
+@pytest.fixture(scope="session")
+def default_model() -> ModelVersion:
+    return load_version(DEFAULT)
+
+
+@pytest.fixture(scope="session")
+def dev_test_docs(default_model: ModelVersion) -> list[Any]:
+    import json
+
+    cfg = json.loads((DEFAULT / "report.json").read_text())["config"]
+    docs = discover(DEV_DATA / "manifest.csv").documents
+    return split_documents(docs, test_size=cfg["test_size"], seed=cfg["seed"])[1]
+
+
+@pytest.fixture(scope="session")
+def dev_summary(default_model: ModelVersion, cache_dir: Path) -> dict[str, Any]:
+    return evaluate(
+        DEV_DATA / "manifest.csv", default_model, split="test", cache_dir=cache_dir, workers=2
+    )
+
+
+def test_default_model_on_the_held_out_dev_pages(
+    default_model: ModelVersion, dev_summary: dict[str, Any]
+) -> None:
+    import json
+
+    report = json.loads((DEFAULT / "report.json").read_text())
+    assert dev_summary["pages"] == report["dataset"]["test_pages"]
+    for algo, m in dev_summary["algorithms"].items():
+        assert m["balanced_accuracy"] >= 0.95, (algo, m["confusion_matrix"])
+        # evaluate reproduces the training report's test metrics
+        assert m["accuracy"] == pytest.approx(report["algorithms"][algo]["test"]["accuracy"])
+
+
+def test_default_model_survives_the_resolution_swap(
+    default_model: ModelVersion, dev_test_docs: list[Any], cache_dir: Path
+) -> None:
+    """IAM at 100 dpi, FUNSD at 300 dpi, JPEG: a resolution shortcut would flip every label."""
+    jobs = jobs_for(dev_test_docs, "robust", lang="eng", timeout=30)
+    results, failures = featurize(jobs, cache=FeatureCache(cache_dir), workers=2)
+    assert not failures
+    rows = _rows(dev_test_docs, jobs, results)
+    pred = (default_model.predict(rows.x) >= 0.5).astype(int)
+    assert np.mean(pred == rows.y) >= 0.95
+
+
+def test_iam_header_alone_is_typed_and_body_alone_handwritten(
+    default_model: ModelVersion, dev_test_docs: list[Any], cache_dir: Path
+) -> None:
+    iam = [d for d in dev_test_docs if d.source.startswith("iam")][:8]
+    assert iam
+    header_jobs = jobs_for(iam, "iam_header", lang="eng", timeout=30)
+    body_jobs = jobs_for(iam, "iam_body", lang="eng", timeout=30)
+    results, _ = featurize(header_jobs + body_jobs, cache=FeatureCache(cache_dir), workers=2)
+    header = _rows(iam, header_jobs, results)
+    body = _rows(iam, body_jobs, results)
+    assert np.mean(default_model.predict(header.x) < 0.5) >= 0.85
+    assert np.mean(default_model.predict(body.x) >= 0.5) >= 0.85
+
+
+def test_api_classifies_real_pages(tmp_path: Path, dev_test_docs: list[Any]) -> None:
+    settings = Settings(
+        models_dir=tmp_path, default_model_dir=DEFAULT, data_dir=tmp_path, workers=1
+    )
+    picks = [d for d in dev_test_docs if d.source.startswith("iam")][:2]
+    picks += [d for d in dev_test_docs if d.source == "funsd"][:2]
+    with TestClient(create_app(settings)) as client:
+        for doc in picks:
+            r = client.post(
+                "/classify", files={"file": (doc.path.name, io.BytesIO(doc.path.read_bytes()))}
+            )
+            assert r.status_code == 200, r.text
+            assert r.json()["pages"][0]["label"] == doc.label, (doc.path, r.json())
+
+
+def test_manifest_matches_the_files() -> None:
+    rows = list(csv.DictReader((DEV_DATA / "manifest.csv").open()))
+    assert {r["label"] for r in rows} == {"handwritten", "typed"}
+    assert all((DEV_DATA / r["path"]).is_file() for r in rows)
