@@ -1,0 +1,109 @@
+"""Benchmark the feature extraction against full-page tesseract, side by side, on one core.
+
+    poetry run python bench/features.py [--limit 40] [--data ../shared/datasets/manifest.csv]
+
+Prints per-stage timings (median and p90 over pages), the full-page `image_to_data` baseline on the
+same pages in the same run, the ratio, and the peak RSS. Without the dev datasets it uses samples/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import resource
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from app.documents import load_pages  # noqa: E402
+from app.features import analyse_page  # noqa: E402
+from app.ocr import image_to_words  # noqa: E402
+
+os.environ["OMP_THREAD_LIMIT"] = "1"
+
+
+def pick_files(data: Path, limit: int) -> list[tuple[Path, str]]:
+    if data.is_file():
+        rows = list(csv.DictReader(data.open()))
+        by_source: dict[str, list[dict[str, str]]] = {}
+        for r in rows:
+            by_source.setdefault(r["source"], []).append(r)
+        per = max(1, limit // max(1, len(by_source)))
+        chosen = []
+        for source, items in sorted(by_source.items()):
+            step = max(1, len(items) // per)
+            chosen += [(data.parent / r["path"], source) for r in items[::step][:per]]
+        return chosen
+    files = sorted(
+        p for p in (ROOT / "samples").iterdir() if p.suffix in {".png", ".pdf", ".jpg", ".tiff"}
+    )
+    return [(p, "samples") for p in files]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--data", default=str(ROOT.parent / "shared" / "datasets" / "manifest.csv"))
+    parser.add_argument("--limit", type=int, default=40)
+    parser.add_argument("--no-baseline", action="store_true")
+    args = parser.parse_args()
+    data = Path(args.data)
+    files = pick_files(data, args.limit) if data.exists() else pick_files(ROOT / "samples", 0)
+    stages: dict[str, list[float]] = {
+        k: []
+        for k in ("load", "normalise", "regularity", "strokes", "ocr", "total", "fullpage_ocr")
+    }
+    sources: list[str] = []
+    for path, source in files:
+        t0 = time.perf_counter()
+        pages = load_pages(path, dpi=300)
+        load_s = (time.perf_counter() - t0) / len(pages)
+        for page in pages:
+            t1 = time.perf_counter()
+            analysis = analyse_page(page.image)
+            total = time.perf_counter() - t1
+            stages["load"].append(load_s)
+            for k in ("normalise", "regularity", "strokes", "ocr"):
+                stages[k].append(analysis.timings.get(k, 0.0))
+            stages["total"].append(total + load_s)
+            sources.append(source)
+            if not args.no_baseline:
+                t2 = time.perf_counter()
+                image_to_words(page.image, psm=3, timeout=300)
+                stages["fullpage_ocr"].append(time.perf_counter() - t2 + load_s)
+    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    n = len(stages["total"])
+    counts = ", ".join(f"{s}: {sources.count(s)}" for s in sorted(set(sources)))
+    print(f"feature extraction on {n} pages ({counts}), one process, OMP_THREAD_LIMIT=1")
+    print()
+    print("| stage | median s/page | p90 s/page |")
+    print("|---|---|---|")
+    for k, v in stages.items():
+        if v:
+            print(f"| {k} | {np.median(v):.3f} | {np.percentile(v, 90):.3f} |")
+    if stages["fullpage_ocr"]:
+        ratio = np.array(stages["fullpage_ocr"]) / np.array(stages["total"])
+        print()
+        print(
+            f"full-page image_to_data / inkwell features, per page: median {np.median(ratio):.1f}x,"
+            f" p10 {np.percentile(ratio, 10):.1f}x (higher = inkwell faster; both include loading)"
+        )
+        src = np.array(sources)
+        for s in sorted(set(sources)):
+            sel = src == s
+            print(
+                f"  {s}: inkwell median {np.median(np.array(stages['total'])[sel]):.3f} s/page, "
+                f"full-page OCR {np.median(np.array(stages['fullpage_ocr'])[sel]):.3f} s/page, "
+                f"ratio median {np.median(ratio[sel]):.1f}x"
+            )
+    print(f"peak RSS {rss_mb:.0f} MB")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Smoke test of a running inkwell on 127.0.0.1:9000 (used with ../shared/tools/container-check):
+# classify a sample PDF, check /health, train on data/smoke inside the container, see the version.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+base=${INKWELL_URL:-http://127.0.0.1:9000}
+py=${PYTHON:-python3}
+
+echo "== /health"
+curl -fsS "$base/health" | tee /tmp/inkwell-health.json; echo
+$py -c 'import json,sys; h=json.load(open("/tmp/inkwell-health.json")); assert h["status"]=="ok", h'
+
+echo "== /classify samples/typed_report.pdf"
+curl -fsS -F file=@samples/typed_report.pdf "$base/classify" | tee /tmp/inkwell-classify.json; echo
+$py - <<'PY'
+import json
+r = json.load(open("/tmp/inkwell-classify.json"))
+assert r["document"]["page_count"] == 2, r
+assert [p["page"] for p in r["pages"]] == [1, 2], r
+assert all(p["label"] == "typed" for p in r["pages"]), r
+print("classify OK:", r["label"], [round(p["confidence"], 3) for p in r["pages"]])
+PY
+
+echo "== /train on data/smoke"
+job=$(curl -fsS -H 'content-type: application/json' \
+      -d '{"dataset": "smoke", "augment": false, "test_size": 0.4}' "$base/train")
+echo "$job"
+id=$(echo "$job" | $py -c 'import json,sys; print(json.load(sys.stdin)["job_id"])')
+for _ in $(seq 1 150); do
+  status=$(curl -fsS "$base/train/$id")
+  state=$(echo "$status" | $py -c 'import json,sys; print(json.load(sys.stdin)["status"])')
+  [ "$state" = succeeded ] && break
+  [ "$state" = failed ] && { echo "training failed: $status"; exit 1; }
+  sleep 2
+done
+[ "$state" = succeeded ] || { echo "training did not finish: $status"; exit 1; }
+version=$(echo "$status" | $py -c 'import json,sys; print(json.load(sys.stdin)["version_id"])')
+curl -fsS "$base/models" | $py -c "import json,sys; ids=[v['id'] for v in json.load(sys.stdin)['versions']]; assert '$version' in ids, ids; print('models:', ids)"
+echo "SMOKE OK"
