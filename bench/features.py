@@ -23,6 +23,7 @@ sys.path.insert(0, str(ROOT))
 
 from app.documents import load_pages  # noqa: E402
 from app.features import analyse_page  # noqa: E402
+from app.models.registry import load_version  # noqa: E402
 from app.ocr import image_to_words  # noqa: E402
 
 os.environ["OMP_THREAD_LIMIT"] = "1"
@@ -56,8 +57,18 @@ def main() -> int:
     files = pick_files(data, args.limit) if data.exists() else pick_files(ROOT / "samples", 0)
     stages: dict[str, list[float]] = {
         k: []
-        for k in ("load", "normalise", "regularity", "strokes", "ocr", "total", "fullpage_ocr")
+        for k in (
+            "load",
+            "normalise",
+            "regularity",
+            "strokes",
+            "ocr",
+            "line_verdicts",
+            "total",
+            "fullpage_ocr",
+        )
     }
+    model = load_version(ROOT / "models" / "default")
     sources: list[str] = []
     for path, source in files:
         t0 = time.perf_counter()
@@ -66,10 +77,15 @@ def main() -> int:
         for page in pages:
             t1 = time.perf_counter()
             analysis = analyse_page(page.image)
+            t_lines = time.perf_counter()
+            if analysis.line_infos:
+                model.predict_lines(np.array([i.features for i in analysis.line_infos]))
+            line_model_s = time.perf_counter() - t_lines
             total = time.perf_counter() - t1
             stages["load"].append(load_s)
             for k in ("normalise", "regularity", "strokes", "ocr"):
                 stages[k].append(analysis.timings.get(k, 0.0))
+            stages["line_verdicts"].append(analysis.timings.get("lines", 0.0) + line_model_s)
             stages["total"].append(total + load_s)
             sources.append(source)
             if not args.no_baseline:
@@ -101,6 +117,12 @@ def main() -> int:
                 f"full-page OCR {np.median(np.array(stages['fullpage_ocr'])[sel]):.3f} s/page, "
                 f"ratio median {np.median(ratio[sel]):.1f}x"
             )
+    lv = np.array(stages["line_verdicts"])
+    line_share = lv / (np.array(stages["total"]) - lv)
+    print(
+        f"line verdicts (line features + line model) add median {100 * np.median(line_share):.1f} %"
+        f" (p90 {100 * np.percentile(line_share, 90):.1f} %) of the per-page time"
+    )
     print(f"peak RSS {rss_mb:.0f} MB")
     return 0
 

@@ -104,3 +104,23 @@ def test_manifest_matches_the_files() -> None:
     rows = list(csv.DictReader((DEV_DATA / "manifest.csv").open()))
     assert {r["label"] for r in rows} == {"handwritten", "typed"}
     assert all((DEV_DATA / r["path"]).is_file() for r in rows)
+
+
+def test_iam_overlay_header_lines_typed_body_lines_handwritten(
+    default_model: ModelVersion, dev_test_docs: list[Any]
+) -> None:
+    from app.documents import load_pages
+    from app.models.predict import classify_pages
+    from app.training.augment import body_band
+
+    form = next(d for d in dev_test_docs if d.source.startswith("iam"))
+    page = load_pages(form.path)[0]
+    band = body_band(page.image)
+    assert band is not None
+    verdict = classify_pages([page], default_model)[0]
+    header = [ln for ln in verdict.lines if (ln.bbox[1] + ln.bbox[3]) / 2 < band[0]]
+    body = [ln for ln in verdict.lines if band[0] <= (ln.bbox[1] + ln.bbox[3]) / 2 <= band[1]]
+    assert header and body
+    assert np.mean([ln.label == "typed" for ln in header]) >= 0.8
+    assert np.mean([ln.label == "handwritten" for ln in body]) >= 0.8
+    assert verdict.handwritten_share is not None and verdict.handwritten_share > 0.4

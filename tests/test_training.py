@@ -125,6 +125,7 @@ def test_trained_version_has_every_artefact(tiny_model: TrainResult) -> None:
     folder = tiny_model.path
     for name in (
         "catboost.cbm",
+        "lines.cbm",
         "svm.joblib",
         "metadata.json",
         "report.json",
@@ -136,7 +137,9 @@ def test_trained_version_has_every_artefact(tiny_model: TrainResult) -> None:
         assert (folder / name).is_file(), name
     meta = json.loads((folder / "metadata.json").read_text())
     assert meta["feature_version"] and meta["feature_names"]
-    assert set(meta["artefacts"]) == {"catboost", "svm"}
+    assert set(meta["artefacts"]) == {"catboost", "svm", "lines"}
+    low, high = meta["mixed_band"]
+    assert 0.2 <= low <= 0.5 and 0.2 <= high <= 0.5
     assert len(meta["training_manifest_sha256"]) == 64
     assert "scikit-learn" in meta["library_versions"]
     report = tiny_model.report

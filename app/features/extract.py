@@ -15,13 +15,14 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import ndimage
 
-from app.features.layout import Components, Line, find_components, group_lines
+from app.features.layout import Components, Line, find_components, group_lines, merge_segments
+from app.features.lines import LineInfo, line_infos
 from app.features.normalise import CANON_HEIGHT, LAYOUT_HEIGHT, Normalised, normalise
 from app.ocr import OcrWord, image_to_words
 
 log = logging.getLogger(__name__)
 
-FEATURE_VERSION = "1.4"
+FEATURE_VERSION = "1.6"
 
 OCR_FEATURES = (
     "ocr_conf_mean",
@@ -100,6 +101,7 @@ class PageAnalysis:
     lines: list[Line]
     scale: float
     timings: dict[str, float] = field(default_factory=dict)
+    line_infos: list[LineInfo] = field(default_factory=list)
 
 
 def _safe_cv(values: np.ndarray) -> float:
@@ -343,14 +345,28 @@ def build_montage(
     return montage, area, spans
 
 
-def ocr_features(norm: Normalised, lines: list[Line], settings: OcrSettings) -> dict[str, float]:
-    """Tesseract word confidences and word shapes on a bounded sample of lines."""
+def ocr_features(
+    norm: Normalised,
+    lines: list[Line],
+    settings: OcrSettings,
+    per_line: dict[int, tuple[float, float]] | None = None,
+) -> dict[str, float]:
+    """Tesseract word confidences and word shapes on a bounded sample of lines.
+
+    When ``per_line`` is given it is filled with (mean confidence, wordlike share) of each
+    sampled line, keyed by the line's index in ``lines``.
+    """
     candidates = [ln for ln in lines if ln.members.size >= 3] or lines
     sample = _sample(candidates, OCR_SAMPLE_LINES)
     montage, area, spans = build_montage(norm, sample)
     if not settings.enabled or area == 0:
         return dict.fromkeys(OCR_FEATURES, 0.0)
     words = image_to_words(montage, lang=settings.lang, timeout=settings.timeout)
+    if per_line is not None:
+        index = {id(ln): i for i, ln in enumerate(lines)}
+        conf_by, wordlike_by = _per_span(words, spans)
+        for k, ln in enumerate(sample):
+            per_line[index[id(ln)]] = (conf_by[k], wordlike_by[k])
     if not words:
         return dict.fromkeys(OCR_FEATURES, 0.0)
     conf = np.array([w.conf for w in words], dtype=np.float64)
@@ -375,17 +391,31 @@ def ocr_features(norm: Normalised, lines: list[Line], settings: OcrSettings) -> 
     }
 
 
+def _span_of(word: OcrWord, tops: np.ndarray) -> int:
+    centre = word.top + word.height / 2
+    return int(np.clip(np.searchsorted(tops, centre, side="right") - 1, 0, len(tops) - 1))
+
+
+def _per_span(
+    words: list[OcrWord], spans: list[tuple[int, int]]
+) -> tuple[list[float], list[float]]:
+    """Mean confidence and wordlike share of each montage line (0 where nothing was read)."""
+    tops = np.array([s[0] for s in spans])
+    confs: list[list[float]] = [[] for _ in spans]
+    likes: list[list[float]] = [[] for _ in spans]
+    for w in words:
+        i = _span_of(w, tops)
+        confs[i].append(w.conf)
+        likes[i].append(float(is_wordlike(w.text)))
+    return (
+        [float(np.mean(c)) if c else 0.0 for c in confs],
+        [float(np.mean(v)) if v else 0.0 for v in likes],
+    )
+
+
 def _line_confidences(words: list[OcrWord], spans: list[tuple[int, int]]) -> np.ndarray:
     """Mean word confidence of each montage line (0 for a line where nothing was read)."""
-    sums = np.zeros(len(spans))
-    counts = np.zeros(len(spans))
-    tops = np.array([s[0] for s in spans])
-    for w in words:
-        centre = w.top + w.height / 2
-        i = int(np.clip(np.searchsorted(tops, centre, side="right") - 1, 0, len(spans) - 1))
-        sums[i] += w.conf
-        counts[i] += 1
-    return np.where(counts > 0, sums / np.maximum(counts, 1), 0.0)
+    return np.array(_per_span(words, spans)[0])
 
 
 # ---------------------------------------------------------------------------------- page
@@ -410,11 +440,19 @@ def analyse_page(grey: np.ndarray, ocr: OcrSettings | None = None) -> PageAnalys
     features.update(stroke_features(crops, norm.threshold))
     t3 = time.perf_counter()
     timings["strokes"] = t3 - t2
-    features.update(ocr_features(norm, lines, ocr))
-    timings["ocr"] = time.perf_counter() - t3
+    per_line: dict[int, tuple[float, float]] = {}
+    features.update(ocr_features(norm, lines, ocr, per_line))
+    t4 = time.perf_counter()
+    timings["ocr"] = t4 - t3
+    text_lines = merge_segments(group_lines(comps, min_members=1))
+    ocr_segments = [(lines[i], v) for i, v in per_line.items()]
+    infos = line_infos(comps, text_lines, norm.scale, ocr_segments)
+    timings["lines"] = time.perf_counter() - t4
     features["empty"] = 0.0
     ordered = {name: float(np.nan_to_num(features[name])) for name in FEATURE_NAMES}
-    return PageAnalysis(features=ordered, lines=lines, scale=norm.scale, timings=timings)
+    return PageAnalysis(
+        features=ordered, lines=lines, scale=norm.scale, timings=timings, line_infos=infos
+    )
 
 
 def page_features(grey: np.ndarray, ocr: OcrSettings | None = None) -> dict[str, float]:

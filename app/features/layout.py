@@ -116,6 +116,52 @@ def _assign_lines(labels: np.ndarray, mask: np.ndarray, idx: np.ndarray, n: int)
     return np.asarray(comp_to_line[idx + 1])
 
 
+def merge_segments(segments: list[Line], *, gap: float = 2.5) -> list[Line]:
+    """Join segments that sit side by side on one text line (words of a handwritten line).
+
+    Two segments join when they overlap vertically by at least half the smaller height and the
+    horizontal gap between them is under ``gap`` times the taller height.
+    """
+    if not segments:
+        return []
+    boxes = np.array([(s.x0, s.y0, s.x1, s.y1) for s in segments], dtype=np.float64)
+    parent = list(range(len(segments)))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    heights = boxes[:, 3] - boxes[:, 1]
+    for i in range(len(segments)):
+        overlap = np.minimum(boxes[:, 3], boxes[i, 3]) - np.maximum(boxes[:, 1], boxes[i, 1])
+        h_gap = np.maximum(boxes[:, 0], boxes[i, 0]) - np.minimum(boxes[:, 2], boxes[i, 2])
+        near = (overlap >= 0.5 * np.minimum(heights, heights[i])) & (
+            h_gap < gap * np.maximum(heights, heights[i])
+        )
+        for j in np.flatnonzero(near):
+            if j != i:
+                parent[find(int(j))] = find(i)
+    groups: dict[int, list[Line]] = {}
+    for i, seg in enumerate(segments):
+        groups.setdefault(find(i), []).append(seg)
+    merged = []
+    for members in groups.values():
+        idx = np.concatenate([m.members for m in members])
+        merged.append(
+            Line(
+                x0=min(m.x0 for m in members),
+                y0=min(m.y0 for m in members),
+                x1=max(m.x1 for m in members),
+                y1=max(m.y1 for m in members),
+                members=idx,
+            )
+        )
+    merged.sort(key=lambda ln: (ln.y0, ln.x0))
+    return merged
+
+
 def group_lines(comps: Components, *, min_members: int = 2) -> list[Line]:
     """Group components into lines; drop lines that are too thin or too tall to be text."""
     if len(comps) == 0:
@@ -136,9 +182,8 @@ def group_lines(comps: Components, *, min_members: int = 2) -> list[Line]:
             y1=int(comps.y1[members].max()),
             members=members,
         )
-        if (
-            0.5 * LAYOUT_HEIGHT <= line.height <= 8 * LAYOUT_HEIGHT
-            and line.width >= 1.5 * line.height
+        if 0.5 * LAYOUT_HEIGHT <= line.height <= 8 * LAYOUT_HEIGHT and (
+            min_members == 1 or line.width >= 1.5 * line.height
         ):
             lines.append(line)
     lines.sort(key=lambda ln: (ln.y0, ln.x0))

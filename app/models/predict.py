@@ -1,22 +1,38 @@
-"""Pages -> verdicts with a loaded model version."""
+"""Pages -> verdicts with a loaded model version: page label, line verdicts, handwritten share.
+
+The page label comes from the page model, and becomes ``mixed`` when the line verdicts disagree
+with it substantially: a page called typed whose handwritten share is at least L, or a page called
+handwritten whose share is at most H (L and H were chosen on training pages and are stored with the
+model). So a label never stands beside a share that contradicts it.
+"""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Sequence
 from concurrent.futures import Executor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from app.documents import Page
-from app.features import FEATURE_NAMES, OcrSettings, page_features
+from app.features import FEATURE_NAMES, OcrSettings, analyse_page
+from app.features.lines import LineInfo
 from app.models.registry import ModelVersion
 
 LABEL_HANDWRITTEN = "handwritten"
 LABEL_TYPED = "typed"
 LABEL_MIXED = "mixed"
 LABEL_EMPTY = "empty"
+
+
+@dataclass(frozen=True)
+class LineVerdict:
+    """One text line: its box in the original page's pixels, label and probability."""
+
+    bbox: tuple[int, int, int, int]
+    label: str
+    p_handwritten: float
 
 
 @dataclass(frozen=True)
@@ -32,13 +48,54 @@ class PageVerdict:
     dpi: float | None
     elapsed_ms: float
     empty: bool
+    handwritten_share: float | None = None
+    lines: list[LineVerdict] = field(default_factory=list)
 
 
-def _featurise(args: tuple[np.ndarray, OcrSettings]) -> tuple[list[float], float]:
+def _featurise(
+    args: tuple[np.ndarray, OcrSettings],
+) -> tuple[list[float], list[LineInfo], float]:
     image, ocr = args
     t0 = time.perf_counter()
-    feats = page_features(image, ocr)
-    return [feats[n] for n in FEATURE_NAMES], 1000 * (time.perf_counter() - t0)
+    analysis = analyse_page(image, ocr)
+    feats = [analysis.features[n] for n in FEATURE_NAMES]
+    return feats, analysis.line_infos, 1000 * (time.perf_counter() - t0)
+
+
+def final_label(p_page: float, share: float | None, band: tuple[float, float] | None) -> str:
+    """The page label from the page probability and the handwritten share (see module doc)."""
+    base = LABEL_HANDWRITTEN if p_page >= 0.5 else LABEL_TYPED
+    if share is None or band is None:
+        return base
+    low, high = band
+    if base == LABEL_TYPED and share >= low:
+        return LABEL_MIXED
+    if base == LABEL_HANDWRITTEN and share <= high:
+        return LABEL_MIXED
+    return base
+
+
+def _lines(
+    version: ModelVersion, infos: list[LineInfo]
+) -> tuple[list[LineVerdict], float | None]:
+    if not infos:
+        return [], None
+    x = np.array([i.features for i in infos], dtype=np.float64)
+    p = version.predict_lines(x)
+    if p is None:
+        return [], None
+    verdicts = [
+        LineVerdict(
+            bbox=i.bbox,
+            label=LABEL_HANDWRITTEN if q >= 0.5 else LABEL_TYPED,
+            p_handwritten=float(q),
+        )
+        for i, q in zip(infos, p, strict=True)
+    ]
+    areas = np.array([i.area for i in infos], dtype=np.float64)
+    total = float(areas.sum())
+    share = float(areas[p >= 0.5].sum() / total) if total > 0 else 0.0
+    return verdicts, share
 
 
 def classify_pages(
@@ -59,13 +116,14 @@ def classify_pages(
     proba = version.predict(x, algorithm)
     empty_col = FEATURE_NAMES.index("empty")
     verdicts = []
-    for page, (feats, ms), p in zip(pages, rows, proba, strict=True):
+    for page, (feats, infos, ms), p in zip(pages, rows, proba, strict=True):
         empty = feats[empty_col] > 0.5
-        label = LABEL_HANDWRITTEN if p >= 0.5 else LABEL_TYPED
+        lines, share = ([], None) if empty else _lines(version, infos)
+        label = LABEL_EMPTY if empty else final_label(float(p), share, version.mixed_band)
         verdicts.append(
             PageVerdict(
                 page=page.number,
-                label=LABEL_EMPTY if empty else label,
+                label=label,
                 confidence=float(max(p, 1 - p)),
                 p_handwritten=float(p),
                 width=page.width,
@@ -73,6 +131,8 @@ def classify_pages(
                 dpi=page.dpi,
                 elapsed_ms=ms,
                 empty=bool(empty),
+                handwritten_share=share,
+                lines=lines,
             )
         )
     return verdicts

@@ -31,7 +31,7 @@ from app.models.classifiers import ALGORITHMS, ProbaModel, proba_handwritten
 
 log = logging.getLogger(__name__)
 
-ARTEFACTS = {"catboost": "catboost.cbm", "svm": "svm.joblib"}
+ARTEFACTS = {"catboost": "catboost.cbm", "svm": "svm.joblib", "lines": "lines.cbm"}
 ACTIVE_FILE = "ACTIVE"
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,80}$")
 
@@ -69,6 +69,19 @@ class ModelVersion:
     path: Path
     metadata: dict[str, Any]
     models: dict[str, ProbaModel]
+    line_model: ProbaModel | None = None
+
+    @property
+    def mixed_band(self) -> tuple[float, float] | None:
+        """(L, H) of the mixed rule, when the version has a line model."""
+        band = self.metadata.get("mixed_band")
+        return (float(band[0]), float(band[1])) if band and self.line_model else None
+
+    def predict_lines(self, x: np.ndarray) -> np.ndarray | None:
+        """Probability of handwritten for each line row (None without a line model)."""
+        if self.line_model is None or x.shape[0] == 0:
+            return None if self.line_model is None else np.zeros(0)
+        return proba_handwritten(self.line_model, x)
 
     @property
     def default_algorithm(self) -> str:
@@ -122,7 +135,7 @@ def save_models(folder: Path, models: dict[str, Any], metadata: dict[str, Any]) 
     artefacts: dict[str, dict[str, str]] = {}
     for algo, model in models.items():
         name = ARTEFACTS[algo]
-        if algo == "catboost":
+        if name.endswith(".cbm"):
             model.save_model(str(folder / name), format="cbm")
         else:
             joblib.dump(model, folder / name)
@@ -159,24 +172,30 @@ def load_version(path: Path) -> ModelVersion:
             f"this inkwell computes v{FEATURE_VERSION}: retrain it"
         )
     models: dict[str, ProbaModel] = {}
+    line_model: ProbaModel | None = None
     for algo, art in meta.get("artefacts", {}).items():
-        if algo not in ALGORITHMS:
+        if algo not in (*ALGORITHMS, "lines"):
             continue
         file = path / str(art["file"])
         if not file.is_file() or sha256_file(file) != art["sha256"]:
             raise ModelIntegrityError(f"{file} is missing or does not match its sha256")
         try:
-            if algo == "catboost":
-                cb = CatBoostClassifier()
-                cb.load_model(str(file), format="cbm")
-                models[algo] = cb
+            if file.suffix == ".cbm":
+                model: Any = CatBoostClassifier()
+                model.load_model(str(file), format="cbm")
             else:
-                models[algo] = joblib.load(file)
+                model = joblib.load(file)
         except Exception as e:  # noqa: BLE001 - any unpickling failure means a bad artefact
             raise ModelIntegrityError(f"{file} cannot be loaded: {e}") from e
+        if algo == "lines":
+            line_model = model
+        else:
+            models[algo] = model
     if not models:
         raise ModelIntegrityError(f"model {path.name} holds no classifier")
-    return ModelVersion(id=path.name, path=path, metadata=meta, models=models)
+    return ModelVersion(
+        id=path.name, path=path, metadata=meta, models=models, line_model=line_model
+    )
 
 
 class Registry:

@@ -71,7 +71,7 @@ def augment(page: Page, seed_text: str) -> Page:
     return Page(image=grey, number=page.number, dpi=target if page.dpi else None)
 
 
-def _body_band(grey: np.ndarray) -> tuple[int, int] | None:
+def body_band(grey: np.ndarray) -> tuple[int, int] | None:
     """(top, bottom) of the tallest band between long horizontal rules, or None."""
     h, w = grey.shape
     dark = ndimage.maximum_filter1d((grey < 128).view(np.uint8), size=3, axis=0)
@@ -91,7 +91,7 @@ def _body_band(grey: np.ndarray) -> tuple[int, int] | None:
 
 def header_above_rules(grey: np.ndarray) -> np.ndarray | None:
     """The printed part above an IAM form's handwritten body (None when no body band is found)."""
-    band = _body_band(grey)
+    band = body_band(grey)
     if band is None or band[0] < grey.shape[0] * 0.05:
         return None
     return grey[: band[0] - max(2, grey.shape[0] // 200), :]
@@ -104,7 +104,7 @@ def body_between_rules(grey: np.ndarray) -> np.ndarray:
     the handwriting by rules that run across most of the page. When fewer than two rules are found
     the page is returned unchanged.
     """
-    band = _body_band(grey)
+    band = body_band(grey)
     if band is None:
         return grey
     margin = max(2, grey.shape[0] // 200)

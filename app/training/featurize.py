@@ -15,11 +15,12 @@ import numpy as np
 
 from app.documents import Page, load_pages
 from app.errors import AppError, DatasetError
-from app.features import FEATURE_NAMES, OcrSettings, page_features
+from app.features import FEATURE_NAMES, OcrSettings, analyse_page
 from app.features.cache import FeatureCache
 from app.ocr import image_to_words
 from app.training.augment import (
     augment,
+    body_band,
     body_between_rules,
     header_above_rules,
     robustness_variant,
@@ -77,21 +78,27 @@ def run_job(job: Job) -> list[dict[str, Any]]:
     pages = load_pages(job.path, dpi=job.dpi)
     out: list[dict[str, Any]] = []
     for page in pages:
+        entry: dict[str, Any] = {"page": page.number}
         if job.variant == "fullpage":
             feats = _fullpage_conf(page, job)
             shown = page
         else:
             shown = _transform(page, job)
-            feats = page_features(shown.image, OcrSettings(lang=job.lang, timeout=job.timeout))
-        out.append(
+            analysis = analyse_page(shown.image, OcrSettings(lang=job.lang, timeout=job.timeout))
+            feats = analysis.features
+            entry["lines"] = [[*info.bbox, *info.features] for info in analysis.line_infos]
+            if job.variant == "orig" and not job.crop_body:
+                band = body_band(shown.image)
+                entry["body_band"] = list(band) if band else None
+        entry.update(
             {
-                "page": page.number,
                 "width": shown.width,
                 "height": shown.height,
                 "dpi": shown.dpi or 0.0,
                 "features": feats,
             }
         )
+        out.append(entry)
     return out
 
 

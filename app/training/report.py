@@ -133,6 +133,7 @@ def markdown_report(report: dict[str, Any]) -> str:
     if imp:
         out += ["", "## CatBoost feature importances (top 12)", ""]
         out += [f"- {name}: {value:.1f}" for name, value in list(imp.items())[:12]]
+    out += _lines_section(report.get("lines") or {})
     fp = report["references"].get("tesseract_fullpage_confidence")
     if fp:
         out += [
@@ -147,6 +148,42 @@ def markdown_report(report: dict[str, Any]) -> str:
         "",
     ]
     return "\n".join(out)
+
+
+def _lines_section(lines: dict[str, Any]) -> list[str]:
+    if not lines or "test" not in lines:
+        return []
+    low, high = lines["mixed_band"]
+    out = [
+        "",
+        "## Line verdicts (test documents; writer/document-disjoint)",
+        "",
+        f"Line model trained on {lines['train_lines']} lines; tested on {lines['test_lines']}. "
+        "IAM line labels are clean (printed header typed, body handwritten); FUNSD lines are all "
+        "labelled typed, so its handwritten fill-ins count as errors here.",
+        "",
+        "| lines | n | accuracy | balanced accuracy | ROC AUC |",
+        "|---|---|---|---|---|",
+    ]
+    for name, m in lines["test"].items():
+        out.append(
+            f"| {name} | {m['n']} | {_fmt(m['accuracy'])} | {_fmt(m['balanced_accuracy'])} | "
+            f"{_fmt(m['roc_auc'])} |"
+        )
+    out += [
+        "",
+        f"Mixed rule (chosen on out-of-fold training shares): a page called typed with a "
+        f"handwritten share >= {low:.2f}, or called handwritten with a share <= {high:.2f}, "
+        "is `mixed`.",
+        "",
+    ]
+    for name, summ in lines.get("test_page_shares", {}).items():
+        if summ:
+            out.append(
+                f"- handwritten share of {name} test pages: median {summ['p50']:.2f}, "
+                f"5-95 % range {summ['p5']:.2f}-{summ['p95']:.2f} (n={summ['n']})"
+            )
+    return out
 
 
 def _plots(folder: Path, report: dict[str, Any], roc_data: dict[str, tuple[Any, Any]]) -> None:

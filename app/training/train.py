@@ -30,6 +30,14 @@ from app.models.classifiers import ALGORITHMS, CATBOOST_GRID, SVM_GRID, make_mod
 from app.models.registry import save_models, staging_dir
 from app.training.dataset import Dataset, Document, discover
 from app.training.featurize import Job, ProgressFn, featurize, jobs_for
+from app.training.lines import (
+    line_report,
+    line_rows,
+    make_line_model,
+    mixed_band,
+    out_of_fold,
+    page_shares,
+)
 from app.training.metrics import balanced_accuracy, classification_metrics, mcnemar
 from app.training.report import write_reports
 
@@ -340,6 +348,16 @@ def train(
                 )
             )
 
+    stage("line model")
+    line_model, line_section = _line_stage(
+        cfg,
+        train_docs=train_docs,
+        train_jobs=train_jobs,
+        test_docs=test_docs,
+        test_jobs=test_jobs,
+        results=results,
+    )
+
     stage("reference rows")
     references = _references(
         cfg,
@@ -397,6 +415,7 @@ def train(
         "references": references,
         "mcnemar_catboost_vs_svm": comparison,
         "iam_header_diagnostics": diagnostics,
+        "lines": line_section,
         "default_algorithm": default_algo,
         "timing": {
             "feature_seconds": feature_seconds,
@@ -409,6 +428,7 @@ def train(
         "default_algorithm": default_algo,
         "algorithms": {a: {"params": v["params"]} for a, v in algorithms.items()},
         "training_manifest_sha256": dataset.manifest_hash(),
+        "mixed_band": line_section.get("mixed_band"),
         "feature_version": FEATURE_VERSION,
         "ocr_lang": cfg.lang,
         "library_versions": {
@@ -429,9 +449,64 @@ def train(
     }
     stage("writing the version")
     with staging_dir(out_dir, version_id) as folder:
-        save_models(folder, models, metadata)
+        save_models(folder, {**models, "lines": line_model} if line_model else models, metadata)
         write_reports(folder, report, roc_data)
     return TrainResult(version_id=version_id, path=out_dir / version_id, report=report)
+
+
+def _line_stage(
+    cfg: TrainConfig,
+    *,
+    train_docs: list[Document],
+    train_jobs: list[Job],
+    test_docs: list[Document],
+    test_jobs: list[Job],
+    results: dict[Job, list[dict[str, Any]]],
+) -> tuple[Any, dict[str, Any]]:
+    """Train the line model, pick the mixed band on training pages, report test line metrics."""
+    rows = line_rows(train_docs, train_jobs, results)
+    if rows.y.size < 20 or len(np.unique(rows.y)) < 2 or len(set(rows.groups.tolist())) < 4:
+        return None, {"skipped": "too few labelled lines"}
+    oof = out_of_fold(rows, cfg.seed, cfg.threads)
+    labels = {
+        (d.sha256, int(p["page"])): int(d.label == "handwritten")
+        for d, j in zip(train_docs, train_jobs, strict=True)
+        for p in results.get(j, [])
+    }
+    low, high = mixed_band(page_shares(rows, oof), labels)
+    model = make_line_model(cfg.seed, cfg.threads)
+    model.fit(rows.x, rows.y)
+    section: dict[str, Any] = {
+        "train_lines": int(rows.y.size),
+        "mixed_band": [low, high],
+        "train_out_of_fold": line_report(rows, oof, cfg.seed)["all"],
+    }
+    test = line_rows(test_docs, test_jobs, results)
+    if test.y.size:
+        p = model.predict_proba(test.x)[:, 1]
+        section["test_lines"] = int(test.y.size)
+        section["test"] = line_report(test, p, cfg.seed)
+        test_labels = {
+            (d.sha256, int(pg["page"])): int(d.label == "handwritten")
+            for d, j in zip(test_docs, test_jobs, strict=True)
+            for pg in results.get(j, [])
+        }
+        shares = page_shares(test, p)
+        section["test_page_shares"] = {
+            name: _share_summary([s for k, s in shares.items() if test_labels.get(k) == lab])
+            for name, lab in (("typed", 0), ("handwritten", 1))
+        }
+    return model, section
+
+
+def _share_summary(values: list[float]) -> dict[str, float]:
+    if not values:
+        return {}
+    q = np.percentile(values, [5, 25, 50, 75, 95])
+    return {
+        "n": len(values),
+        **{f"p{k}": float(v) for k, v in zip((5, 25, 50, 75, 95), q, strict=True)},
+    }
 
 
 def _header_diagnostics(
