@@ -97,17 +97,55 @@ def cmd_classify(args: argparse.Namespace, settings: Settings) -> int:
                     }
                 )
                 continue
-            rows += [
-                {
-                    "path": str(f),
-                    "page": v.page,
-                    "label": v.label,
-                    "p_handwritten": round(v.p_handwritten, 4),
-                }
-                for v in verdicts
-            ]
+            if args.overlay:
+                write_overlays(Path(args.overlay), f, pages, verdicts)
+            rows += [_row(f, v, with_lines=args.lines) for v in verdicts]
     _print_rows(rows, args.format)
     return int(ExitCode.BAD_INPUT) if errors else 0
+
+
+def _row(path: Path, v: Any, *, with_lines: bool) -> dict[str, Any]:
+    share = v.handwritten_share
+    row: dict[str, Any] = {
+        "path": str(path),
+        "page": v.page,
+        "label": v.label,
+        "p_handwritten": round(v.p_handwritten, 4),
+        "handwritten_share": None if share is None else round(share, 4),
+    }
+    if with_lines:
+        row["lines"] = [
+            {"bbox": list(ln.bbox), "label": ln.label, "p_handwritten": round(ln.p_handwritten, 4)}
+            for ln in v.lines
+        ]
+    return row
+
+
+OVERLAY_COLOURS = {"handwritten": (220, 30, 30), "typed": (30, 90, 220)}
+
+
+def write_overlays(
+    folder: Path, source: Path, pages: Sequence[Any], verdicts: Sequence[Any]
+) -> None:
+    """PNG of each page with handwritten lines boxed in red and typed lines in blue."""
+    from PIL import Image, ImageDraw
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for page, verdict in zip(pages, verdicts, strict=True):
+        img = Image.fromarray(page.image).convert("RGB")
+        draw = ImageDraw.Draw(img)
+        width = max(2, page.width // 600)
+        for ln in verdict.lines:
+            draw.rectangle(ln.bbox, outline=OVERLAY_COLOURS[ln.label], width=width)
+        share = verdict.handwritten_share
+        note = "" if share is None else f" share {share:.2f}"
+        draw.text(
+            (10, 10), f"{verdict.label} p={verdict.p_handwritten:.2f}{note}", fill=(0, 160, 0)
+        )
+        target = folder / f"{source.stem}-p{page.number}.png"
+        tmp = target.with_name(f".{target.name}.tmp")
+        img.save(tmp, format="PNG")
+        tmp.replace(target)
 
 
 def _print_rows(rows: list[dict[str, Any]], fmt: str) -> None:
@@ -116,11 +154,21 @@ def _print_rows(rows: list[dict[str, Any]], fmt: str) -> None:
         return
     if fmt == "csv":
         buf = io.StringIO()
-        writer = csv.DictWriter(
-            buf, fieldnames=["path", "page", "label", "p_handwritten"], extrasaction="ignore"
-        )
+        fields = ["path", "page", "label", "p_handwritten", "handwritten_share", "bbox"]
+        writer = csv.DictWriter(buf, fieldnames=fields, extrasaction="ignore")
         writer.writeheader()
-        writer.writerows(rows)
+        for r in rows:
+            writer.writerow(r)
+            for ln in r.get("lines", []):
+                writer.writerow(
+                    {
+                        "path": r["path"],
+                        "page": r["page"],
+                        "label": f"line:{ln['label']}",
+                        "p_handwritten": ln["p_handwritten"],
+                        "bbox": " ".join(map(str, ln["bbox"])),
+                    }
+                )
         _out(buf.getvalue())
         return
     width = max([len(r["path"]) for r in rows] + [4])
@@ -129,7 +177,14 @@ def _print_rows(rows: list[dict[str, Any]], fmt: str) -> None:
         p = "" if r["p_handwritten"] is None else f"{r['p_handwritten']:.3f}"
         page = "" if r["page"] is None else str(r["page"])
         extra = f"  {r['error']}" if "error" in r else ""
+        if r.get("handwritten_share") is not None:
+            extra += f"  (handwritten share {r['handwritten_share']:.2f})"
         lines.append(f"{r['path']:<{width}}  {page:>4}  {r['label']:<11}  {p}{extra}")
+        for ln in r.get("lines", []):
+            box = ",".join(map(str, ln["bbox"]))
+            lines.append(
+                f"{'':<{width}}        line {ln['label']:<11} {ln['p_handwritten']:.3f}  {box}"
+            )
     _out("\n".join(lines))
 
 
@@ -302,6 +357,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=["table", "csv", "json"], default="table")
     p.add_argument("--lang", help="tesseract language(s), e.g. eng or eng+fra")
     p.add_argument("--jobs", type=int, help="worker processes (default: all cores)")
+    p.add_argument("--lines", action="store_true", help="also print every text line's verdict")
+    p.add_argument("--overlay", metavar="DIR", help="write PNGs with line boxes into DIR")
     p.set_defaults(func=cmd_classify)
 
     p = sub.add_parser("train", help="train CatBoost and SVM on a labelled folder or manifest.csv")

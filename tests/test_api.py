@@ -233,3 +233,25 @@ def test_openapi_lists_every_route(client: TestClient) -> None:
         "/version",
     ):
         assert route in paths
+
+
+def test_lines_share_and_thumbnails(client: TestClient) -> None:
+    data = (SAMPLES / "mixed_document.pdf").read_bytes()
+    r = post(client, data, "mixed.pdf", lines="true", thumbnails="true")
+    assert r.status_code == 200, r.text
+    body = r.json()
+    for page in body["pages"]:
+        assert 0.0 <= page["handwritten_share"] <= 1.0
+        assert page["thumbnail"].startswith("data:image/png;base64,")
+        assert page["lines"], page["page"]
+        for line in page["lines"]:
+            x0, y0, x1, y1 = line["bbox"]
+            assert 0 <= x0 < x1 <= page["width"] and 0 <= y0 < y1 <= page["height"]
+            assert line["label"] in ("handwritten", "typed")
+        # a label never contradicts its share
+        if page["label"] == "typed":
+            assert page["handwritten_share"] < 0.5
+        if page["label"] == "handwritten":
+            assert page["handwritten_share"] > 0.2
+    plain = post(client, data, "mixed.pdf").json()
+    assert all(p["lines"] is None and p["thumbnail"] is None for p in plain["pages"])

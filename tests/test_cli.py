@@ -56,6 +56,37 @@ def test_classify_formats(capsys: pytest.CaptureFixture[str]) -> None:
 
 @needs_tesseract
 @pytest.mark.usefixtures("use_settings")
+def test_classify_lines_and_overlay(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    doc = str(SAMPLES / "mixed_document.pdf")
+    assert (
+        cli.main(
+            [
+                "classify",
+                doc,
+                "--lines",
+                "--format",
+                "json",
+                "--jobs",
+                "1",
+                "--overlay",
+                str(tmp_path / "ov"),
+            ]
+        )
+        == 0
+    )
+    rows = json.loads(capsys.readouterr().out)
+    assert all(r["lines"] and 0 <= r["handwritten_share"] <= 1 for r in rows)
+    overlays = sorted(p.name for p in (tmp_path / "ov").iterdir())
+    assert overlays == ["mixed_document-p1.png", "mixed_document-p2.png"]
+    assert cli.main(["classify", doc, "--lines", "--jobs", "1"]) == 0
+    table = capsys.readouterr().out
+    assert "handwritten share" in table and " line " in table
+    assert cli.main(["classify", doc, "--lines", "--format", "csv", "--jobs", "1"]) == 0
+    assert "line:" in capsys.readouterr().out
+
+
+@needs_tesseract
+@pytest.mark.usefixtures("use_settings")
 def test_classify_bad_file_exit_code(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     bad = tmp_path / "bad.pdf"
     bad.write_text("not a pdf")

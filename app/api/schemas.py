@@ -6,7 +6,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-PageLabel = Literal["handwritten", "typed", "empty"]
+PageLabel = Literal["handwritten", "typed", "mixed", "empty"]
+LineLabel = Literal["handwritten", "typed"]
 DocLabel = Literal["handwritten", "typed", "mixed", "empty"]
 
 
@@ -17,17 +18,40 @@ class Probabilities(BaseModel):
     typed: float = Field(ge=0, le=1)
 
 
+class LineResult(BaseModel):
+    """One text line: where it is and what it is."""
+
+    bbox: tuple[int, int, int, int] = Field(
+        description="[x0, y0, x1, y1] in the page's pixels (width x height above)"
+    )
+    label: LineLabel
+    probability: float = Field(ge=0, le=1, description="probability that the line is handwritten")
+
+
 class PageResult(BaseModel):
     """The verdict on one page."""
 
     page: int = Field(description="1-based page number", examples=[1])
-    label: PageLabel
-    confidence: float = Field(ge=0, le=1, description="probability of the chosen label")
+    label: PageLabel = Field(
+        description="mixed when the line verdicts show both kinds substantially (see README)"
+    )
+    confidence: float = Field(
+        ge=0, le=1, description="the page model's probability for its handwritten/typed verdict"
+    )
     probabilities: Probabilities
+    handwritten_share: float | None = Field(
+        default=None, description="share of the text-line area whose lines are handwritten"
+    )
     width: int = Field(description="page width in pixels as rendered/decoded")
     height: int
     dpi: float | None = Field(description="PDF render DPI or image DPI metadata, if known")
     elapsed_ms: float
+    lines: list[LineResult] | None = Field(
+        default=None, description="every text line, when the request asked lines=true"
+    )
+    thumbnail: str | None = Field(
+        default=None, description="a small PNG of the page as a data: URL (thumbnails=true)"
+    )
 
 
 class DocumentInfo(BaseModel):
@@ -68,6 +92,7 @@ class ClassifyResponse(BaseModel):
                             "label": "typed",
                             "confidence": 0.98,
                             "probabilities": {"handwritten": 0.02, "typed": 0.98},
+                            "handwritten_share": 0.03,
                             "width": 1654,
                             "height": 2339,
                             "dpi": 200.0,

@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
+import io
 import time
 from typing import Annotated
 
+import numpy as np
 from fastapi import APIRouter, File, Form, UploadFile
+from PIL import Image
 
 from app.api.deps import StateDep
 from app.api.schemas import (
     ClassifyResponse,
     DocumentInfo,
     ErrorResponse,
+    LineResult,
     ModelInfo,
     PageResult,
     Probabilities,
@@ -42,6 +47,14 @@ _ERRORS: dict[int | str, dict[str, object]] = {
 }
 
 
+def _thumbnail(image: np.ndarray, longest: int = 900) -> str:
+    img = Image.fromarray(image)
+    img.thumbnail((longest, longest), Image.Resampling.LANCZOS)
+    buf = io.BytesIO()
+    img.save(buf, format="PNG", optimize=True)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
 async def _read_limited(upload: UploadFile, limit: int) -> bytes:
     chunks = []
     size = 0
@@ -61,11 +74,18 @@ async def _read_limited(upload: UploadFile, limit: int) -> bytes:
 )
 async def classify(
     state: StateDep,
+    *,
     file: Annotated[UploadFile, File(description="PDF, PNG, JPEG, TIFF, BMP or WebP")],
     model: Annotated[
         str | None, Form(description="a model version id, or 'catboost'/'svm' on the active model")
     ] = None,
     lang: Annotated[str | None, Form(pattern=r"^[A-Za-z_]+(\+[A-Za-z_]+)*$")] = None,
+    lines: Annotated[
+        bool, Form(description="also return every text line with its box and verdict")
+    ] = False,
+    thumbnails: Annotated[
+        bool, Form(description="also return a small PNG of each page (for the upload page)")
+    ] = False,
 ) -> ClassifyResponse:
     """Classify every page of the upload; the document is ``mixed`` when pages disagree."""
     t0 = time.perf_counter()
@@ -112,12 +132,22 @@ async def classify(
                 probabilities=Probabilities(
                     handwritten=round(v.p_handwritten, 4), typed=round(1 - v.p_handwritten, 4)
                 ),
+                handwritten_share=(
+                    None if v.handwritten_share is None else round(v.handwritten_share, 4)
+                ),
+                lines=[
+                    LineResult(bbox=ln.bbox, label=ln.label, probability=round(ln.p_handwritten, 4))
+                    for ln in v.lines
+                ]
+                if lines
+                else None,
+                thumbnail=_thumbnail(page.image) if thumbnails else None,
                 width=v.width,
                 height=v.height,
                 dpi=v.dpi,
                 elapsed_ms=round(v.elapsed_ms, 1),
             )
-            for v in verdicts
+            for v, page in zip(verdicts, pages, strict=True)
         ],
         elapsed_ms=round(1000 * (time.perf_counter() - t0), 1),
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 
 from app import __version__
 from app.api.deps import StateDep
@@ -13,9 +13,13 @@ from app.features import FEATURE_VERSION
 router = APIRouter(tags=["health"])
 
 
-@router.get("/health", summary="Service status, tesseract version, active model")
-def health(state: StateDep) -> dict[str, Any]:
-    """``ok`` when tesseract and the active model are usable, else ``degraded`` with the reason."""
+@router.get(
+    "/health",
+    summary="Service status, tesseract version, active model",
+    responses={503: {"description": "degraded: tesseract or the active model is unusable"}},
+)
+def health(state: StateDep, response: Response) -> dict[str, Any]:
+    """200 ``ok`` when tesseract and the active model are usable, else 503 ``degraded``."""
     problems = []
     if state.tesseract is None:
         problems.append(state.tesseract_error or "tesseract unavailable")
@@ -25,6 +29,8 @@ def health(state: StateDep) -> dict[str, Any]:
     except Exception as e:  # noqa: BLE001 - health must always answer
         active = None
         problems.append(f"model: {e}")
+    if problems:
+        response.status_code = 503
     return {
         "status": "ok" if not problems else "degraded",
         "tesseract": state.tesseract,

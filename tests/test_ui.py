@@ -1,0 +1,109 @@
+"""The upload page, end to end in headless Chromium (skipped only where Chromium is missing)."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import uvicorn
+from fastapi.testclient import TestClient
+
+from app.api.main import create_app
+from app.config import Settings
+from tests.conftest import SAMPLES, needs_tesseract
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMEDRIVER = shutil.which("chromedriver")
+needs_chromium = pytest.mark.skipif(
+    not (CHROMIUM and CHROMEDRIVER),
+    reason="Debian's chromium and chromium-driver are not installed (.ci/run installs them)",
+)
+
+
+def test_index_is_served_offline(settings: Settings) -> None:
+    with TestClient(create_app(settings)) as client:
+        r = client.get("/")
+    assert r.status_code == 200 and "text/html" in r.headers["content-type"]
+    html = r.text
+    assert 'type="file"' in html and "classify" in html
+    assert "http://" not in html and "https://" not in html  # no CDN: works offline
+
+
+@pytest.fixture
+def live_server(settings: Settings) -> Iterator[str]:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.1)
+    try:
+        yield f"http://127.0.0.1:{port}/"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+
+
+@needs_tesseract
+@needs_chromium
+def test_upload_page_shows_verdicts_in_chromium(live_server: str, tmp_path: Path) -> None:
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        f"--user-data-dir={tmp_path / 'profile'}",
+        "--window-size=1280,1400",
+    ):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)), options=options)
+    try:
+        driver.get(live_server)
+        assert "inkwell" in driver.title
+        driver.find_element(By.ID, "file").send_keys(str(SAMPLES / "mixed_document.pdf"))
+        wait = WebDriverWait(driver, 120)
+        wait.until(ec.text_to_be_present_in_element((By.ID, "status"), "Done"))
+        cards = driver.find_elements(By.CSS_SELECTOR, ".page")
+        assert len(cards) == 2
+        labels = [c.get_attribute("data-label") for c in cards]
+        assert all(label in ("handwritten", "typed", "mixed") for label in labels)
+        assert "confidence" in cards[0].text and "lines" in cards[0].text
+        wait.until(
+            lambda d: d.execute_script(
+                "return [...document.querySelectorAll('.page canvas')].every(c => c.width > 0)"
+            )
+        )
+        shot = tmp_path / "upload-page.png"
+        driver.save_screenshot(str(shot))
+        assert shot.stat().st_size > 10_000
+
+        # a bad file is reported plainly, not as a crash
+        bad = tmp_path / "notes.pdf"
+        bad.write_text("not a pdf")
+        driver.find_element(By.ID, "file").send_keys(str(bad))
+        wait.until(ec.text_to_be_present_in_element((By.ID, "status"), "Error 415"))
+        assert driver.find_element(By.ID, "status").get_attribute("class") == "error"
+    finally:
+        driver.quit()
