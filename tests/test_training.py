@@ -332,3 +332,17 @@ def test_report_table_lists_every_scorer(tiny_model: TrainResult) -> None:
 def test_unknown_algorithm_model() -> None:
     with pytest.raises(ValueError, match="unknown algorithm"):
         make_model("knn", {}, seed=0)
+
+
+def test_smallest_dataset_trains(tiny_dataset: Path, tmp_path: Path, cache_dir: Path) -> None:
+    """Three documents a class in training: CV folds that cannot train a learner are skipped."""
+    result = train(
+        tiny_dataset,
+        out_dir=tmp_path,
+        cache_dir=cache_dir,
+        version_id="small",
+        cfg=TrainConfig(test_size=0.5, augment=False, fullpage_baseline=False),
+    )
+    assert result.report["dataset"]["train_documents"] <= 8
+    for algo in ("catboost", "svm"):
+        assert result.report["algorithms"][algo]["test"]["n"] >= 4

@@ -160,10 +160,14 @@ def _concat(a: Rows, b: Rows) -> Rows:
 
 
 def _cv_splits(rows: Rows, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    n_groups = min(len(set(rows.groups[rows.y == k])) for k in (0, 1))
-    k = max(2, min(5, n_groups))
+    k = max(2, min(5, _min_groups(rows)))
     splitter = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
     return list(splitter.split(rows.x, rows.y, rows.groups))
+
+
+def _min_groups(rows: Rows) -> int:
+    """The number of distinct groups of the rarer class."""
+    return min(len(set(rows.groups[rows.y == k].tolist())) for k in (0, 1))
 
 
 def _fit(
@@ -176,8 +180,12 @@ def _fit(
     data = rows.x if x is None else x
     cv: list[tuple[np.ndarray, np.ndarray]] | int = 3
     if algorithm == "svm":
-        n_groups = min(len(set(rows.groups[rows.y == k])) for k in (0, 1))
-        k = max(2, min(3, n_groups))
+        k = min(3, _min_groups(rows))
+        if k < 2:
+            raise DatasetError(
+                "too few documents to calibrate the SVM: each class needs documents from at "
+                "least 2 groups in the training part"
+            )
         cv = list(
             StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=cfg.seed).split(
                 data, rows.y, rows.groups
@@ -199,11 +207,19 @@ def select_params(
         scores = []
         for tr, va in splits:
             sub = Rows(rows.x[tr], rows.y[tr], rows.groups[tr], rows.sources[tr], rows.geometry[tr])
+            if len(np.unique(sub.y)) < 2 or _min_groups(sub) < 2:
+                continue  # a fold of a tiny dataset that cannot train this learner
             model = _fit(algorithm, params, sub, cfg)
             pred = (np.asarray(model.predict_proba(rows.x[va]))[:, 1] >= 0.5).astype(int)
             score = balanced_accuracy(rows.y[va], pred)
             scores.append(score if score is not None else float(np.mean(pred == rows.y[va])))
-        table.append({"params": params, "cv_balanced_accuracy": float(np.mean(scores))})
+        table.append(
+            {
+                "params": params,
+                "cv_balanced_accuracy": float(np.mean(scores)) if scores else 0.0,
+                "cv_folds_used": len(scores),
+            }
+        )
     best = max(table, key=lambda r: float(r["cv_balanced_accuracy"]))
     return dict(best["params"]), table
 
@@ -253,6 +269,11 @@ def train(
             d.label == label for d in train_docs
         ):
             raise DatasetError(f"the split left no '{label}' document on one side; add more data")
+        if len({d.group for d in train_docs if d.label == label}) < 2:
+            raise DatasetError(
+                f"the training part has '{label}' documents from fewer than 2 groups "
+                "(writers/documents); add more data or lower test_size"
+            )
 
     if cfg.iam_header not in ("keep", "crop", "split"):
         raise DatasetError(f"iam_header must be keep, crop or split, not {cfg.iam_header!r}")
@@ -538,6 +559,21 @@ def _header_diagnostics(
     return out
 
 
+def _geometry_probe(cfg: TrainConfig, tr: Rows, te: Rows, te_rob: Rows) -> dict[str, Any]:
+    """The same learner on page width, height and DPI only: what a shortcut would score."""
+    probe = make_model("catboost", CATBOOST_GRID[0], seed=cfg.seed, threads=cfg.threads)
+    probe.fit(tr.geometry, tr.y)
+    return {
+        "features": list(GEOMETRY_NAMES),
+        "test": classification_metrics(
+            te.y, np.asarray(probe.predict_proba(te.geometry))[:, 1], sources=te.sources
+        ),
+        "robustness": classification_metrics(
+            te_rob.y, np.asarray(probe.predict_proba(te_rob.geometry))[:, 1], sources=te_rob.sources
+        ),
+    }
+
+
 def _references(
     cfg: TrainConfig,
     *,
@@ -560,17 +596,10 @@ def _references(
             te_rob.y, np.full(te_rob.y.size, float(majority)), sources=te_rob.sources
         ),
     }
-    probe = make_model("catboost", CATBOOST_GRID[0], seed=cfg.seed, threads=cfg.threads)
-    probe.fit(tr.geometry, tr.y)
-    refs["geometry_probe"] = {
-        "features": list(GEOMETRY_NAMES),
-        "test": classification_metrics(
-            te.y, np.asarray(probe.predict_proba(te.geometry))[:, 1], sources=te.sources
-        ),
-        "robustness": classification_metrics(
-            te_rob.y, np.asarray(probe.predict_proba(te_rob.geometry))[:, 1], sources=te_rob.sources
-        ),
-    }
+    if np.ptp(tr.geometry, axis=0).max() == 0:
+        refs["geometry_probe"] = {"skipped": "every training page has the same size and DPI"}
+    else:
+        refs["geometry_probe"] = _geometry_probe(cfg, tr, te, te_rob)
     if fp_test_jobs:
 
         def conf(
