@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
+import multiprocessing
+import signal
 from collections.abc import AsyncIterator
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import asynccontextmanager
@@ -23,6 +26,33 @@ from app.ocr import check_tesseract
 log = logging.getLogger(__name__)
 
 
+def _worker_init() -> None:
+    """Workers die on SIGTERM and leave Ctrl-C to the server, then import the feature stage."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    importlib.import_module("app.models.predict")  # so the first request does not pay for it
+
+
+def _ready() -> bool:
+    return True
+
+
+def make_executor(workers: int) -> ProcessPoolExecutor:
+    """Worker processes for page featurisation.
+
+    ``forkserver`` rather than ``fork``: a forked worker would inherit the server's threads and its
+    signal handlers (uvicorn's SIGTERM handler only sets a flag), and outlive a stopped server.
+    """
+    executor = ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=multiprocessing.get_context("forkserver"),
+        initializer=_worker_init,
+    )
+    for _ in range(workers):  # start every worker now, in the background
+        executor.submit(_ready)
+    return executor
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the service; the model is loaded once, in the lifespan."""
     cfg = settings or get_settings()
@@ -34,7 +64,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         state = ServiceState(
             settings=cfg,
             registry=Registry(cfg.models_dir, cfg.default_model_dir),
-            executor=ProcessPoolExecutor(max_workers=cfg.workers) if cfg.workers > 1 else None,
+            executor=make_executor(cfg.workers) if cfg.workers > 1 else None,
         )
         try:
             state.tesseract = check_tesseract(cfg.ocr_lang)
@@ -52,7 +82,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             if state.executor is not None:
-                state.executor.shutdown(wait=False, cancel_futures=True)
+                state.executor.shutdown(wait=True, cancel_futures=True)
 
     app = FastAPI(
         title="inkwell",
