@@ -189,3 +189,29 @@ def test_cache_unwritable_is_not_fatal(tmp_path: Path) -> None:
     cache = FeatureCache(blocker)  # a file where the folder should be
     cache.put("abc", "orig", "k", [])
     assert cache.get("abc", "orig", "k") is None
+
+
+def test_degenerate_line_gives_finite_values() -> None:
+    """Components stacked at one x (a column of dots): no division by zero in the baseline fit."""
+    import warnings
+
+    from app.features.extract import line_regularity
+    from app.features.layout import Components, Line
+    from app.features.lines import line_vector
+
+    n = 4
+    comps = Components(
+        x0=np.full(n, 10),
+        y0=np.arange(n) * 30,
+        x1=np.full(n, 20),
+        y1=np.arange(n) * 30 + 12,
+        area=np.full(n, 50),
+        line=np.zeros(n, dtype=np.int64),
+    )
+    line = Line(10, 0, 20, 102, np.arange(n))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        stats = line_regularity(comps, line)
+        vector = line_vector(comps, line, None)
+    assert all(np.isfinite(v) for v in stats.values())
+    assert all(np.isfinite(v) for v in vector[:-2])  # the two OCR entries are NaN by design

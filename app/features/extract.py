@@ -22,7 +22,7 @@ from app.ocr import OcrWord, image_to_words
 
 log = logging.getLogger(__name__)
 
-FEATURE_VERSION = "1.6"
+FEATURE_VERSION = "2.0"
 
 OCR_FEATURES = (
     "ocr_conf_mean",
@@ -151,7 +151,7 @@ def line_regularity(comps: Components, line: Line) -> dict[str, float]:
     centres = (comps.x0[m] + comps.x1[m]) / 2.0
     core = (h >= 0.5 * med_h) & (h <= 1.5 * med_h)
     baseline_dev = 0.0
-    if core.sum() >= 3:
+    if core.sum() >= 3 and np.ptp(centres[core]) > 0:
         x, y = centres[core], bottoms[core]
         coef = np.polyfit(x - x.mean(), y, 1)
         resid = y - np.polyval(coef, x - x.mean())

@@ -60,7 +60,7 @@ def line_vector(comps: Components, line: Line, ocr: tuple[float, float] | None) 
     centres = (comps.x0[m] + comps.x1[m]) / 2.0
     core = (h >= 0.5 * med_h) & (h <= 1.5 * med_h)
     baseline = 0.0
-    if core.sum() >= 3:
+    if core.sum() >= 3 and np.ptp(centres[core]) > 0:
         x = centres[core] - centres[core].mean()
         coef = np.polyfit(x, bottoms[core], 1)
         baseline = float(np.sqrt(np.mean((bottoms[core] - np.polyval(coef, x)) ** 2)) / med_h)
