@@ -11,6 +11,7 @@ from pathlib import Path
 
 from app.documents.loader import detect_format
 from app.errors import DatasetError
+from app.models.registry import sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -70,14 +71,6 @@ class Dataset:
         return {label: sum(d.label == label for d in self.documents) for label in LABELS}
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _check_file(path: Path) -> str | None:
     """Return a reason to skip the file, or None when it looks loadable."""
     try:
@@ -107,7 +100,7 @@ def _add(
     if reason:
         skipped.append((str(path), reason))
         return
-    sha = _sha256(path)
+    sha = sha256_file(path)
     if sha in seen:
         skipped.append((str(path), f"duplicate of {seen[sha]}"))
         return
