@@ -215,3 +215,22 @@ def test_degenerate_line_gives_finite_values() -> None:
         vector = line_vector(comps, line, None)
     assert all(np.isfinite(v) for v in stats.values())
     assert all(np.isfinite(v) for v in vector[:-2])  # the two OCR entries are NaN by design
+
+
+def test_ruled_notebook_paper_rules_are_removed() -> None:
+    """Handwriting on ruled paper: the rules go, the writing stays; forms are left alone."""
+    from app.features.normalise import is_ruled_paper
+
+    clean = handwritten_page(150, seed=3)
+    ruled = clean.copy()
+    size = round(18 / 72 * 150)
+    step = int(size * 1.9)  # the line pitch of the generated handwriting
+    for y in range(int(0.5 * 150) + int(0.75 * size), ruled.shape[0], step):
+        ruled[y : y + 2, :] = 120  # grey rules through the writing, across the page
+    a, b = analyse_page(clean), analyse_page(ruled)
+    assert normalise(ruled).ruled and not normalise(clean).ruled
+    assert len(b.lines) >= 0.8 * len(a.lines)
+    assert b.features["reg_height_cv"] == pytest.approx(a.features["reg_height_cv"], abs=0.15)
+    form = np.zeros((1000, 600), dtype=bool)
+    form[[150, 300, 900], 40:560] = True  # three separators, like an IAM form
+    assert not is_ruled_paper(form)

@@ -22,7 +22,7 @@ from app.ocr import OcrWord, image_to_words
 
 log = logging.getLogger(__name__)
 
-FEATURE_VERSION = "2.0"
+FEATURE_VERSION = "2.1"
 
 OCR_FEATURES = (
     "ocr_conf_mean",

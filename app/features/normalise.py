@@ -17,6 +17,8 @@ CANON_HEIGHT = 20.0
 LAYOUT_HEIGHT = 13.0
 """Character height (px) of the whole-page copy used for components, lines and regularity."""
 
+RULE_LENGTH = 5.0
+"""On ruled paper, a straight ink run this many text heights long is a rule, not writing."""
 MAX_SCALE = 4.0
 MIN_SCALE = 0.05
 MAX_CANON_PIXELS = 12_000_000
@@ -40,6 +42,8 @@ class Normalised:
     """Small estimate of the paper (see :func:`estimate_background`)."""
     threshold: float
     """Ink threshold on background-flattened grey."""
+    ruled: bool = False
+    """Ruled paper was found (and its rules removed from ``ink`` and from crops)."""
 
     def crop(self, box: tuple[int, int, int, int], height: float = CANON_HEIGHT) -> np.ndarray:
         """Cut ``box`` (layout pixels) from the original and resample it to ``height`` text.
@@ -60,7 +64,13 @@ class Normalised:
         factor = height / self.text_height if self.text_height > 0 else 1.0
         if abs(factor - 1.0) > 1e-3:
             part = _resize(part, factor)
-        return divide_background(part, self.background[by0:by1, bx0:bx1])
+        flat = divide_background(part, self.background[by0:by1, bx0:bx1])
+        if self.ruled:
+            rules = rule_mask(flat <= self.threshold, height, axes=(1,))
+            if rules.any():
+                flat = flat.copy()
+                flat[rules] = 255
+        return flat
 
 
 def estimate_background(grey: np.ndarray) -> np.ndarray:
@@ -115,6 +125,40 @@ def binarise(flat: np.ndarray) -> np.ndarray:
     return flat <= threshold
 
 
+def rule_mask(ink: np.ndarray, height: float, axes: tuple[int, ...] = (1,)) -> np.ndarray:
+    """Pixels of straight runs at least RULE_LENGTH text heights long (a morphological opening)."""
+    length = max(3, round(RULE_LENGTH * height))
+    ink8 = ink.view(np.uint8)
+    mask = np.zeros(ink.shape, dtype=bool)
+    for axis in axes:
+        if ink.shape[axis] >= length:
+            eroded = ndimage.minimum_filter1d(ink8, size=length, axis=axis)
+            mask |= ndimage.maximum_filter1d(eroded, size=length, axis=axis) > 0
+    return mask
+
+
+def is_ruled_paper(ink: np.ndarray, *, min_rules: int = 5, max_spacing_cv: float = 0.2) -> bool:
+    """Notebook paper: at least five evenly spaced rules running across most of the page.
+
+    Forms (IAM's three separators, most FUNSD layouts) do not qualify, so their text and
+    borders are left as they are.
+    """
+    h, w = ink.shape
+    run = max(3, int(0.6 * w))
+    if w < run or h < 10:
+        return False
+    long_rows = ndimage.minimum_filter1d(ink.view(np.uint8), size=run, axis=1).any(axis=1)
+    rows = np.flatnonzero(long_rows)
+    if rows.size == 0:
+        return False
+    breaks = np.flatnonzero(np.diff(rows) > 2) + 1
+    centres = np.array([r.mean() for r in np.split(rows, breaks)])
+    if centres.size < min_rules:
+        return False
+    spacing = np.diff(centres)
+    return bool(spacing.mean() > 0 and spacing.std() / spacing.mean() <= max_spacing_cv)
+
+
 def estimate_text_height(ink: np.ndarray) -> float:
     """Median height of character-sized connected components, in the mask's pixels."""
     labels, n = ndimage.label(ink)
@@ -165,9 +209,14 @@ def normalise(grey: np.ndarray, height: float = LAYOUT_HEIGHT) -> Normalised:
         scale *= (MAX_CANON_PIXELS / pixels) ** 0.5
     canon = _resize(grey, scale) if abs(scale - 1.0) > 1e-3 else grey
     canon = divide_background(canon, background)
+    ink = canon <= threshold
+    ruled = is_ruled_paper(ink)
+    if ruled:
+        ink &= ~rule_mask(ink, height)
     return Normalised(
         grey=canon,
-        ink=canon <= threshold,
+        ink=ink,
+        ruled=ruled,
         scale=scale,
         text_height=text_height,
         original=grey,

@@ -84,12 +84,12 @@ def run_job(job: Job) -> list[dict[str, Any]]:
             shown = page
         else:
             shown = _transform(page, job)
+            if (job.variant == "orig" or job.variant.startswith("aug")) and not job.crop_body:
+                band = body_band(shown.image)
+                entry["body_band"] = list(band) if band else None
             analysis = analyse_page(shown.image, OcrSettings(lang=job.lang, timeout=job.timeout))
             feats = analysis.features
             entry["lines"] = [[*info.bbox, *info.features] for info in analysis.line_infos]
-            if job.variant == "orig" and not job.crop_body:
-                band = body_band(shown.image)
-                entry["body_band"] = list(band) if band else None
         entry.update(
             {
                 "width": shown.width,

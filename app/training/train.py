@@ -31,6 +31,7 @@ from app.models.registry import save_models, staging_dir
 from app.training.dataset import Dataset, Document, discover
 from app.training.featurize import Job, ProgressFn, featurize, jobs_for
 from app.training.lines import (
+    LineRows,
     line_report,
     line_rows,
     make_line_model,
@@ -374,6 +375,7 @@ def train(
         cfg,
         train_docs=train_docs,
         train_jobs=train_jobs,
+        aug_jobs=aug_jobs,
         test_docs=test_docs,
         test_jobs=test_jobs,
         results=results,
@@ -480,12 +482,30 @@ def _line_stage(
     *,
     train_docs: list[Document],
     train_jobs: list[Job],
+    aug_jobs: list[Job],
     test_docs: list[Document],
     test_jobs: list[Job],
     results: dict[Job, list[dict[str, Any]]],
 ) -> tuple[Any, dict[str, Any]]:
-    """Train the line model, pick the mixed band on training pages, report test line metrics."""
+    """Train the line model, pick the mixed band on training pages, report test line metrics.
+
+    The model learns from the training pages and their augmented copies (every resolution from
+    75 to 400 dpi), so a line's look at one resolution cannot stand in for its label; the mixed
+    band is chosen on the original pages only.
+    """
     rows = line_rows(train_docs, train_jobs, results)
+    if aug_jobs:
+        aug = line_rows(train_docs, aug_jobs, results)
+        fit_rows = LineRows(
+            x=np.vstack([rows.x, aug.x]),
+            y=np.concatenate([rows.y, aug.y]),
+            groups=np.concatenate([rows.groups, aug.groups]),
+            sources=np.concatenate([rows.sources, aug.sources]),
+            areas=np.concatenate([rows.areas, aug.areas]),
+            pages=rows.pages + [(f"aug:{k[0]}", k[1]) for k in aug.pages],
+        )
+    else:
+        fit_rows = rows
     if rows.y.size < 20 or len(np.unique(rows.y)) < 2 or len(set(rows.groups.tolist())) < 4:
         return None, {"skipped": "too few labelled lines"}
     oof = out_of_fold(rows, cfg.seed, cfg.threads)
@@ -496,9 +516,9 @@ def _line_stage(
     }
     low, high = mixed_band(page_shares(rows, oof), labels)
     model = make_line_model(cfg.seed, cfg.threads)
-    model.fit(rows.x, rows.y)
+    model.fit(fit_rows.x, fit_rows.y)
     section: dict[str, Any] = {
-        "train_lines": int(rows.y.size),
+        "train_lines": int(fit_rows.y.size),
         "mixed_band": [low, high],
         "train_out_of_fold": line_report(rows, oof, cfg.seed)["all"],
     }
