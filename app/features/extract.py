@@ -324,9 +324,8 @@ def build_montage(
     pad = 4
     max_width = int(OCR_MAX_LINE_WIDTH * LAYOUT_HEIGHT / CANON_HEIGHT)
     if norm is None:
-        lines = []
+        return np.zeros((0, 0), dtype=np.uint8), 0, []
     for ln in lines:
-        assert norm is not None
         x1 = min(ln.x1 + pad, ln.x0 + max_width)
         crop = norm.crop((ln.x0 - pad, ln.y0 - pad, x1, ln.y1 + pad))
         crops.append(crop)

@@ -79,8 +79,10 @@ class ModelVersion:
 
     def predict_lines(self, x: np.ndarray) -> np.ndarray | None:
         """Probability of handwritten for each line row (None without a line model)."""
-        if self.line_model is None or x.shape[0] == 0:
-            return None if self.line_model is None else np.zeros(0)
+        if self.line_model is None:
+            return None
+        if x.shape[0] == 0:
+            return np.zeros(0)
         return proba_handwritten(self.line_model, x)
 
     @property

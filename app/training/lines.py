@@ -37,6 +37,17 @@ class LineRows:
     areas: np.ndarray
     pages: list[tuple[str, int]]
 
+    def extend(self, other: LineRows, *, page_prefix: str) -> LineRows:
+        """These rows followed by ``other``'s, whose page keys get ``page_prefix``."""
+        return LineRows(
+            x=np.vstack([self.x, other.x]),
+            y=np.concatenate([self.y, other.y]),
+            groups=np.concatenate([self.groups, other.groups]),
+            sources=np.concatenate([self.sources, other.sources]),
+            areas=np.concatenate([self.areas, other.areas]),
+            pages=self.pages + [(page_prefix + k[0], k[1]) for k in other.pages],
+        )
+
 
 def line_rows(
     docs: list[Document], jobs: list[Job], results: dict[Job, list[dict[str, Any]]]

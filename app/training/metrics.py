@@ -11,14 +11,9 @@ from sklearn.metrics import (
     brier_score_loss,
     confusion_matrix,
     precision_recall_fscore_support,
-    roc_auc_score,
 )
 
 CLASS_NAMES = ("typed", "handwritten")
-
-
-def _auc(y: np.ndarray, p: np.ndarray) -> float | None:
-    return float(roc_auc_score(y, p)) if len(np.unique(y)) == 2 else None
 
 
 def fast_auc(y: np.ndarray, p: np.ndarray) -> float | None:
@@ -80,7 +75,7 @@ def classification_metrics(
         "n": int(y.size),
         "accuracy": float(accuracy_score(y, pred)),
         "balanced_accuracy": balanced_accuracy(y, pred),
-        "roc_auc": _auc(y, p),
+        "roc_auc": fast_auc(y, p),
         "brier": float(brier_score_loss(y, p, pos_label=1)) if y.size else None,
         "per_class": {
             name: {

@@ -31,7 +31,6 @@ from app.models.registry import save_models, staging_dir
 from app.training.dataset import Dataset, Document, discover
 from app.training.featurize import Job, ProgressFn, featurize, jobs_for
 from app.training.lines import (
-    LineRows,
     line_report,
     line_rows,
     make_line_model,
@@ -494,18 +493,9 @@ def _line_stage(
     band is chosen on the original pages only.
     """
     rows = line_rows(train_docs, train_jobs, results)
+    fit_rows = rows
     if aug_jobs:
-        aug = line_rows(train_docs, aug_jobs, results)
-        fit_rows = LineRows(
-            x=np.vstack([rows.x, aug.x]),
-            y=np.concatenate([rows.y, aug.y]),
-            groups=np.concatenate([rows.groups, aug.groups]),
-            sources=np.concatenate([rows.sources, aug.sources]),
-            areas=np.concatenate([rows.areas, aug.areas]),
-            pages=rows.pages + [(f"aug:{k[0]}", k[1]) for k in aug.pages],
-        )
-    else:
-        fit_rows = rows
+        fit_rows = rows.extend(line_rows(train_docs, aug_jobs, results), page_prefix="aug:")
     if rows.y.size < 20 or len(np.unique(rows.y)) < 2 or len(set(rows.groups.tolist())) < 4:
         return None, {"skipped": "too few labelled lines"}
     oof = out_of_fold(rows, cfg.seed, cfg.threads)
