@@ -90,11 +90,15 @@ def estimate_background(grey: np.ndarray) -> np.ndarray:
 def divide_background(grey: np.ndarray, background: np.ndarray) -> np.ndarray:
     """``grey`` divided by ``background`` (resized to it), as uint8 with white paper."""
     h, w = grey.shape
-    bg = np.asarray(
+    bg = np.array(
         Image.fromarray(background).resize((w, h), Image.Resampling.BILINEAR), dtype=np.float32
     )
-    flat = grey.astype(np.float32) * (255.0 / np.maximum(bg, 1.0))
-    return np.clip(flat, 0, 255).astype(np.uint8)
+    # in place: one full-size float buffer instead of four (this runs on every page and crop)
+    np.maximum(bg, 1.0, out=bg)
+    np.divide(255.0, bg, out=bg)
+    bg *= grey
+    np.minimum(bg, 255.0, out=bg)
+    return bg.astype(np.uint8)
 
 
 def flatten_background(grey: np.ndarray) -> np.ndarray:
@@ -147,8 +151,12 @@ def is_ruled_paper(ink: np.ndarray, *, min_rules: int = 5, max_spacing_cv: float
     run = max(3, int(0.6 * w))
     if w < run or h < 10:
         return False
-    long_rows = ndimage.minimum_filter1d(ink.view(np.uint8), size=run, axis=1).any(axis=1)
-    rows = np.flatnonzero(long_rows)
+    # only rows with at least ``run`` ink pixels can hold such a run: filter just those
+    candidates = np.flatnonzero(np.count_nonzero(ink, axis=1) >= run)
+    if candidates.size == 0:
+        return False
+    runs = ndimage.minimum_filter1d(ink[candidates].view(np.uint8), size=run, axis=1)
+    rows = candidates[runs.any(axis=1)]
     if rows.size == 0:
         return False
     breaks = np.flatnonzero(np.diff(rows) > 2) + 1
