@@ -15,7 +15,7 @@ from typing import Any
 
 from app import __version__
 from app.config import Settings, get_settings
-from app.errors import AppError, ExitCode
+from app.errors import AppError, ExitCode, WorkerCrashedError
 
 log = logging.getLogger("app")
 
@@ -71,7 +71,9 @@ def cmd_classify(args: argparse.Namespace, settings: Settings) -> int:
     ocr = OcrSettings(lang=args.lang or settings.ocr_lang, timeout=settings.ocr_timeout)
     rows: list[dict[str, Any]] = []
     errors = 0
-    with ProcessPoolExecutor(max_workers=args.jobs or settings.workers) as pool:
+    jobs = args.jobs or settings.workers
+    pool = ProcessPoolExecutor(max_workers=jobs)
+    try:
         for f in files:
             try:
                 pages = load_pages(
@@ -87,6 +89,9 @@ def cmd_classify(args: argparse.Namespace, settings: Settings) -> int:
             except AppError as e:
                 errors += 1
                 log.error("%s: %s", f, e.message)
+                if isinstance(e, WorkerCrashedError):  # the pool is broken: a fresh one
+                    pool.shutdown(wait=False, cancel_futures=True)
+                    pool = ProcessPoolExecutor(max_workers=jobs)
                 rows.append(
                     {
                         "path": str(f),
@@ -100,6 +105,8 @@ def cmd_classify(args: argparse.Namespace, settings: Settings) -> int:
             if args.overlay:
                 write_overlays(Path(args.overlay), f, pages, verdicts)
             rows += [_row(f, v, with_lines=args.lines) for v in verdicts]
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
     _print_rows(rows, args.format)
     return int(ExitCode.BAD_INPUT) if errors else 0
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -32,6 +33,11 @@ class Settings(BaseSettings):
     pdf_timeout: float = Field(default=120.0, gt=0)
     ocr_timeout: float = Field(default=30.0, gt=0)
     ocr_lang: str = Field(default="eng", pattern=r"^[A-Za-z_]+(\+[A-Za-z_]+)*$")
+    ocr_engine: Literal["auto", "library", "cli"] = Field(
+        default="auto",
+        description="library: tesseract loaded once per worker; cli: the tesseract command; "
+        "auto: the library when it matches the command's version.",
+    )
     workers: int = Field(default_factory=lambda: max(1, os.cpu_count() or 1), ge=1)
     log_level: str = "INFO"
 

@@ -106,6 +106,13 @@ class OcrError(AppError):
     code = "ocr_failed"
 
 
+class WorkerCrashedError(OcrError):
+    """A worker process died mid-document (killed, out of memory, or a crash in the OCR engine)."""
+
+    http_status = HTTPStatus.SERVICE_UNAVAILABLE
+    code = "worker_crashed"
+
+
 class OcrTimeoutError(OcrError):
     """Tesseract or pdftoppm took longer than allowed."""
 

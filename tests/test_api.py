@@ -35,6 +35,7 @@ def test_health_and_version(client: TestClient) -> None:
     health = client.get("/health").json()
     assert health["status"] == "ok"
     assert health["tesseract"][0].isdigit()
+    assert health["ocr_engine"].startswith(health["tesseract"])
     assert health["active_model"]["id"] == "default"
     version = client.get("/version").json()
     assert version["feature_version"] and version["inkwell"]
@@ -255,3 +256,24 @@ def test_lines_share_and_thumbnails(client: TestClient) -> None:
             assert page["handwritten_share"] > 0.2
     plain = post(client, data, "mixed.pdf").json()
     assert all(p["lines"] is None and p["thumbnail"] is None for p in plain["pages"])
+
+
+def test_a_dead_worker_gets_503_and_fresh_workers(settings: Settings) -> None:
+    """A worker killed mid-request (OOM killer, a crash in the OCR engine) is not a 500 forever."""
+    import os
+    from concurrent.futures.process import BrokenProcessPool
+
+    data = encode(typed_page(150), "PNG")
+    with TestClient(create_app(settings.model_copy(update={"workers": 2}))) as c:
+        state = c.app.state.inkwell  # type: ignore[attr-defined]
+        broken = state.executor
+        assert broken is not None
+        with pytest.raises(BrokenProcessPool):
+            broken.submit(os._exit, 1).result()  # what a SIGKILLed worker looks like
+        r = post(c, data, "page.png")
+        assert r.status_code == 503, r.text
+        assert r.json()["code"] == "worker_crashed"
+        assert state.executor is not broken
+        r = post(c, data, "page.png")
+        assert r.status_code == 200, r.text
+        assert r.json()["pages"][0]["label"] in ("typed", "handwritten", "mixed")

@@ -54,6 +54,40 @@ def test_classify_formats(capsys: pytest.CaptureFixture[str]) -> None:
     assert "p(handwritten)" in capsys.readouterr().out
 
 
+def _die_on_blank(args):  # type: ignore[no-untyped-def]
+    """A worker that is killed on blank pages (as by the OOM killer) and works otherwise."""
+    import os
+
+    from app.models import predict
+
+    if args[0].min() == 255:
+        os._exit(1)
+    return predict.__dict__["_real_featurise"](args)
+
+
+@needs_tesseract
+@pytest.mark.usefixtures("use_settings")
+def test_classify_survives_a_dead_worker(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import numpy as np
+    from PIL import Image
+
+    from app.models import predict
+
+    Image.fromarray(np.full((300, 300), 255, np.uint8)).save(tmp_path / "a_blank.png")
+    (tmp_path / "b_typed.png").write_bytes((SAMPLES / "typed_minutes.png").read_bytes())
+    monkeypatch.setitem(predict.__dict__, "_real_featurise", predict._featurise)
+    monkeypatch.setattr(predict, "_featurise", _die_on_blank)  # forked workers see the patch
+    code = cli.main(["classify", str(tmp_path), "--format", "json", "--jobs", "2"])
+    captured = capsys.readouterr()
+    assert code == ExitCode.BAD_INPUT
+    rows = {Path(r["path"]).name: r for r in json.loads(captured.out)}
+    assert rows["a_blank.png"]["label"] == "error"
+    assert "worker process died" in rows["a_blank.png"]["error"]
+    assert rows["b_typed.png"]["label"] == "typed"  # the next file ran on fresh workers
+
+
 @needs_tesseract
 @pytest.mark.usefixtures("use_settings")
 def test_classify_lines_and_overlay(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

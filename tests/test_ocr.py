@@ -7,9 +7,14 @@ import pytesseract
 import pytest
 
 from app.errors import MissingDependencyError, OcrError, OcrTimeoutError
+from app.ocr import libtesseract
 from app.ocr import tesseract as tess
 from tests.conftest import needs_fonts, needs_tesseract
-from tests.helpers import typed_page
+from tests.helpers import handwritten_page, typed_page
+
+needs_library = pytest.mark.skipif(
+    libtesseract.load_library() is None, reason="libtesseract is not installed"
+)
 
 
 @needs_tesseract
@@ -44,7 +49,9 @@ def _raise(exc: BaseException):  # type: ignore[no-untyped-def]
 
 @pytest.fixture
 def no_version_check(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Skip the version check, and run the command engine (whose pytesseract call is faked)."""
     monkeypatch.setattr(tess, "tesseract_version", lambda: "5.0")
+    monkeypatch.setattr(tess, "resolve_engine", lambda engine=None: "cli")
 
 
 @pytest.mark.usefixtures("no_version_check")
@@ -109,3 +116,112 @@ def test_omp_thread_limit_is_one() -> None:
     import os
 
     assert os.environ["OMP_THREAD_LIMIT"] == "1"
+
+
+@needs_tesseract
+@needs_library
+@needs_fonts
+@pytest.mark.parametrize("lang", ["eng", "fra", "eng+fra"])
+def test_library_and_command_give_the_same_words(lang: str) -> None:
+    """The in-process engine is the command without its start-up: same words, boxes, confidences."""
+    for page in (typed_page(150)[:400], handwritten_page(150, seed=3)[:400]):
+        lib_words = tess.image_to_words(page, lang=lang, engine="library")
+        cli_words = tess.image_to_words(page, lang=lang, engine="cli")
+        assert len(lib_words) >= 5
+        assert lib_words == cli_words
+
+
+@needs_tesseract
+@needs_library
+def test_library_engine_is_loaded_once_per_process() -> None:
+    assert libtesseract.engine("eng") is libtesseract.engine("eng")
+    assert libtesseract.engine("eng") is not libtesseract.engine("fra")
+
+
+@needs_tesseract
+@needs_library
+@needs_fonts
+def test_library_timeout_is_mapped() -> None:
+    page = np.vstack([typed_page(300)] * 2)  # long enough that 1 ms cannot suffice
+    with pytest.raises(OcrTimeoutError, match=r"longer than 0\.001 s"):
+        tess.image_to_words(page, engine="library", timeout=0.001)
+    # the engine is still usable afterwards
+    assert tess.image_to_words(typed_page(150)[:300], engine="library")
+
+
+@needs_tesseract
+@needs_library
+def test_library_missing_language() -> None:
+    with pytest.raises(MissingDependencyError, match="cannot load language"):
+        tess.image_to_words(np.full((50, 50), 255, np.uint8), lang="xyz", engine="library")
+
+
+@needs_tesseract
+def test_auto_falls_back_to_the_command(monkeypatch: pytest.MonkeyPatch) -> None:
+    tess._library_matches_command.cache_clear()
+    try:
+        monkeypatch.setattr(libtesseract, "library_version", lambda: None)
+        assert tess.resolve_engine("auto") == "cli"
+        tess._library_matches_command.cache_clear()
+        monkeypatch.setattr(libtesseract, "library_version", lambda: "0.0.1")
+        assert tess.resolve_engine("auto") == "cli"
+        assert "tesseract command" in tess.engine_description("auto")
+    finally:
+        tess._library_matches_command.cache_clear()
+    with pytest.raises(ValueError, match="unknown OCR engine"):
+        tess.resolve_engine("gpu")
+
+
+def test_library_engine_needs_the_library(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(libtesseract, "load_library", lambda: None)
+    monkeypatch.setattr(libtesseract, "_engines", {})
+    with pytest.raises(MissingDependencyError, match="libtesseract is not installed"):
+        libtesseract.engine("eng")
+    assert libtesseract.library_version() is None
+
+
+def test_parse_tsv_keeps_words_only() -> None:
+    tsv = (
+        "level\tpage_num\tblock_num\tpar_num\tline_num\tword_num\tleft\ttop\twidth\theight"
+        "\tconf\ttext\n"
+        "1\t1\t0\t0\t0\t0\t0\t0\t100\t50\t-1\t\n"
+        "5\t1\t1\t1\t1\t1\t10\t12\t30\t14\t91.5\tHello\n"
+        "5\t1\t1\t1\t1\t2\t45\t12\t8\t14\t40\t \n"
+        "5\t1\t1\t1\t2\t1\t10\t30\t30\t14\t12.25\tworld\n"
+    )
+    words = tess.parse_tsv(tsv)
+    assert [(w.text, w.conf, w.line_key) for w in words] == [
+        ("Hello", 91.5, (1, 1, 1)),
+        ("world", 12.25, (1, 1, 2)),
+    ]
+    assert (words[0].left, words[0].top, words[0].width, words[0].height) == (10, 12, 30, 14)
+
+
+@needs_library
+def test_library_keeps_leptonica_messages_off_stderr() -> None:
+    """In-process, tesseract's and leptonica's chatter would land in the service's log."""
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    code = (
+        "import ctypes, ctypes.util\n"
+        "find = ctypes.util.find_library\n"
+        "lept = ctypes.CDLL(find('lept') or find('leptonica'))\n"
+        "{load}"
+        "lept.boxCreate(-1, -1, -1, -1)\n"
+    )
+    runs = [
+        subprocess.run(
+            [sys.executable, "-c", code.format(load=load)],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            timeout=60,
+            check=True,
+        ).stderr
+        for load in ("", "from app.ocr import libtesseract; libtesseract.load_library()\n")
+    ]
+    assert "Error in boxCreate" in runs[0]  # leptonica does print by default
+    assert "Error in boxCreate" not in runs[1]

@@ -10,7 +10,13 @@ import numpy as np
 import pytest
 
 from app.documents import Page
-from app.errors import DatasetError, ModelError, ModelIntegrityError, ModelNotFoundError
+from app.errors import (
+    DatasetError,
+    ModelError,
+    ModelIntegrityError,
+    ModelNotFoundError,
+    WorkerCrashedError,
+)
 from app.features.cache import FeatureCache
 from app.models.classifiers import make_model
 from app.models.registry import Registry, load_version, staging_dir
@@ -314,6 +320,33 @@ def test_featurize_reports_unreadable_files(tmp_path: Path) -> None:
     assert job2 in results
 
 
+def _die_on_bad(job: Job) -> tuple[None, str | None]:
+    import os
+
+    if job.sha256 == "x":
+        os._exit(1)  # a worker killed mid-page
+    return None, "skipped"
+
+
+def test_featurize_maps_a_dead_worker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import app.training.featurize as fz
+
+    monkeypatch.setattr(fz, "_safe_run", _die_on_bad)  # forked workers see the patch
+    jobs = [
+        Job(
+            path=tmp_path / f"{k}.png",
+            sha256=k,
+            variant="orig",
+            crop_body=False,
+            lang="eng",
+            timeout=5,
+        )
+        for k in ("x", "y", "z")
+    ]
+    with pytest.raises(WorkerCrashedError, match="run again to resume"):
+        featurize(jobs, cache=FeatureCache(None), workers=2)
+
+
 def test_progress_bar_writes(capsys: pytest.CaptureFixture[str]) -> None:
     import sys
 
@@ -346,3 +379,18 @@ def test_smallest_dataset_trains(tiny_dataset: Path, tmp_path: Path, cache_dir: 
     assert result.report["dataset"]["train_documents"] <= 8
     for algo in ("catboost", "svm"):
         assert result.report["algorithms"][algo]["test"]["n"] >= 4
+
+
+def test_report_lists_importances_by_value_after_a_json_round_trip(
+    tiny_model: TrainResult,
+) -> None:
+    """report.json sorts its keys; the README section must still rank features by importance."""
+    stored = json.loads((tiny_model.path / "report.json").read_text())
+    text = report_mod.markdown_report(stored)
+    section = text.split("## CatBoost feature importances (top 12)")[1].split("##")[0]
+    values = [
+        float(line.rsplit(":", 1)[1]) for line in section.splitlines() if line.startswith("- ")
+    ]
+    assert len(values) == 12
+    assert values == sorted(values, reverse=True)
+    assert values[0] > 0

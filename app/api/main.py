@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import importlib
 import logging
-import multiprocessing
-import signal
 from collections.abc import AsyncIterator
-from concurrent.futures import ProcessPoolExecutor
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
@@ -18,39 +14,13 @@ from app import __version__
 from app.api.jobs import JobManager
 from app.api.routes import api_router
 from app.api.state import ServiceState
+from app.api.workers import make_executor
 from app.config import Settings, get_settings
 from app.errors import AppError
 from app.models.registry import Registry
-from app.ocr import check_tesseract
+from app.ocr import check_tesseract, engine_description
 
 log = logging.getLogger(__name__)
-
-
-def _worker_init() -> None:
-    """Workers die on SIGTERM and leave Ctrl-C to the server, then import the feature stage."""
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    importlib.import_module("app.models.predict")  # so the first request does not pay for it
-
-
-def _ready() -> bool:
-    return True
-
-
-def make_executor(workers: int) -> ProcessPoolExecutor:
-    """Worker processes for page featurisation.
-
-    ``forkserver`` rather than ``fork``: a forked worker would inherit the server's threads and its
-    signal handlers (uvicorn's SIGTERM handler only sets a flag), and outlive a stopped server.
-    """
-    executor = ProcessPoolExecutor(
-        max_workers=workers,
-        mp_context=multiprocessing.get_context("forkserver"),
-        initializer=_worker_init,
-    )
-    for _ in range(workers):  # start every worker now, in the background
-        executor.submit(_ready)
-    return executor
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -64,10 +34,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         state = ServiceState(
             settings=cfg,
             registry=Registry(cfg.models_dir, cfg.default_model_dir),
-            executor=make_executor(cfg.workers) if cfg.workers > 1 else None,
+            executor=make_executor(cfg.workers, cfg.ocr_lang) if cfg.workers > 1 else None,
         )
         try:
             state.tesseract = check_tesseract(cfg.ocr_lang)
+            state.ocr_engine = engine_description()
+            log.info("OCR: tesseract %s", state.ocr_engine)
         except AppError as e:
             state.tesseract_error = e.message
             log.error("tesseract check failed: %s", e.message)

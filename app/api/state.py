@@ -7,6 +7,7 @@ import threading
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 
+from app.api.workers import make_executor
 from app.config import Settings
 from app.models.registry import ModelVersion, Registry
 
@@ -22,9 +23,19 @@ class ServiceState:
     executor: ProcessPoolExecutor | None
     tesseract: str | None = None
     tesseract_error: str | None = None
+    ocr_engine: str | None = None
     _versions: dict[str, ModelVersion] = field(default_factory=dict)
     _active: str = "default"
     _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def restart_workers(self, broken: ProcessPoolExecutor) -> None:
+        """Replace a pool whose worker died (once, however many requests saw it break)."""
+        with self._lock:
+            if self.executor is not broken:
+                return  # another request already replaced it
+            log.error("a worker process died: restarting the %d workers", self.settings.workers)
+            broken.shutdown(wait=False, cancel_futures=True)
+            self.executor = make_executor(self.settings.workers, self.settings.ocr_lang)
 
     def load_active(self) -> ModelVersion:
         """(Re)load the active version."""

@@ -22,7 +22,8 @@ from app.ocr import OcrWord, image_to_words
 
 log = logging.getLogger(__name__)
 
-FEATURE_VERSION = "2.1"
+FEATURE_VERSION = "2.2"
+"""2.2: word confidences keep tesseract's decimals (pytesseract's dict output truncated them)."""
 
 OCR_FEATURES = (
     "ocr_conf_mean",

@@ -11,11 +11,13 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from concurrent.futures import Executor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from app.documents import Page
+from app.errors import WorkerCrashedError
 from app.features import FEATURE_NAMES, OcrSettings, analyse_page
 from app.features.lines import LineInfo
 from app.models.registry import ModelVersion
@@ -109,7 +111,13 @@ def classify_pages(
     """Classify pages (in parallel when an executor is given), order preserved."""
     ocr = ocr or OcrSettings()
     args = [(p.image, ocr) for p in pages]
-    rows = list(executor.map(_featurise, args)) if executor else [_featurise(a) for a in args]
+    try:
+        rows = list(executor.map(_featurise, args)) if executor else [_featurise(a) for a in args]
+    except BrokenProcessPool as e:
+        raise WorkerCrashedError(
+            "a worker process died while reading this document (killed, out of memory, or a "
+            "crash in the OCR engine); the workers are restarted: retry the request"
+        ) from e
     if not rows:
         return []
     x = np.array([r[0] for r in rows], dtype=np.float64)

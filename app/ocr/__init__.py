@@ -1,5 +1,21 @@
 """The one wrapper around tesseract."""
 
-from app.ocr.tesseract import OcrWord, check_tesseract, image_to_words, tesseract_version
+from app.ocr.tesseract import (
+    OcrWord,
+    check_tesseract,
+    engine_description,
+    image_to_words,
+    resolve_engine,
+    tesseract_version,
+    warm_up,
+)
 
-__all__ = ["OcrWord", "check_tesseract", "image_to_words", "tesseract_version"]
+__all__ = [
+    "OcrWord",
+    "check_tesseract",
+    "engine_description",
+    "image_to_words",
+    "resolve_engine",
+    "tesseract_version",
+    "warm_up",
+]

@@ -1,4 +1,9 @@
-"""The one wrapper around tesseract (via pytesseract).
+"""The one wrapper around tesseract.
+
+Two engines give the same words and confidences: ``library`` keeps one tesseract loaded in each
+process (:mod:`app.ocr.libtesseract`, no 65 ms model load per call) and ``cli`` runs the
+``tesseract`` command through pytesseract. ``auto`` (the default, ``INKWELL_OCR_ENGINE``) takes the
+library when it is installed at the same version as the command, else the command.
 
 Every call has a timeout and runs with ``OMP_THREAD_LIMIT=1`` (tesseract's OpenMP threads fight with
 our own worker processes otherwise). Errors are mapped: missing binary ->
@@ -17,13 +22,16 @@ import numpy as np
 import pytesseract
 from PIL import Image
 
+from app.config import get_settings
 from app.errors import MissingDependencyError, OcrError, OcrTimeoutError
+from app.ocr import libtesseract
 
 log = logging.getLogger(__name__)
 
 os.environ["OMP_THREAD_LIMIT"] = "1"
 
 MIN_VERSION = (4, 0)
+ENGINES = ("auto", "library", "cli")
 
 
 @dataclass(frozen=True)
@@ -70,26 +78,69 @@ def check_tesseract(lang: str) -> str:
     return version
 
 
+@lru_cache(maxsize=1)
+def _library_matches_command() -> bool:
+    lib_version = libtesseract.library_version()
+    cli_version = tesseract_version()
+    if lib_version is None:
+        log.info("libtesseract not found: OCR runs the tesseract command (%s)", cli_version)
+        return False
+    if lib_version != cli_version:
+        log.warning(
+            "libtesseract %s differs from the tesseract command %s: using the command",
+            lib_version,
+            cli_version,
+        )
+        return False
+    return True
+
+
+def resolve_engine(engine: str | None = None) -> str:
+    """``library`` or ``cli``: what ``engine`` (default: the configured one) means here."""
+    choice = engine or get_settings().ocr_engine
+    if choice not in ENGINES:
+        raise ValueError(f"unknown OCR engine {choice!r}; choose one of {', '.join(ENGINES)}")
+    if choice == "auto":
+        return "library" if _library_matches_command() else "cli"
+    return choice
+
+
+def engine_description(engine: str | None = None) -> str:
+    """E.g. ``5.3.0 (libtesseract in-process)``, for /health and logs."""
+    resolved = resolve_engine(engine)
+    how = "libtesseract in-process" if resolved == "library" else "tesseract command"
+    return f"{tesseract_version()} ({how})"
+
+
+def warm_up(lang: str, engine: str | None = None) -> None:
+    """Load the language model now (worker start-up), so the first page does not pay for it."""
+    if resolve_engine(engine) == "library":
+        libtesseract.engine(lang)
+
+
 def image_to_words(
-    image: np.ndarray, *, lang: str = "eng", timeout: float = 30.0, psm: int = 6
+    image: np.ndarray,
+    *,
+    lang: str = "eng",
+    timeout: float = 30.0,
+    psm: int = 6,
+    engine: str | None = None,
 ) -> list[OcrWord]:
     """Run tesseract on a greyscale array and return the words it found (maybe none).
 
     Raises:
-        MissingDependencyError: tesseract is not installed.
+        MissingDependencyError: tesseract (or the language data) is not installed.
         OcrTimeoutError: tesseract ran longer than ``timeout`` seconds.
         OcrError: tesseract crashed.
     """
     tesseract_version()
     if image.size == 0:
         return []
+    if resolve_engine(engine) == "library":
+        return parse_tsv(libtesseract.engine(lang).tsv(image, psm=psm, timeout=timeout))
     try:
-        data = pytesseract.image_to_data(
-            Image.fromarray(image),
-            lang=lang,
-            config=f"--psm {psm}",
-            output_type=pytesseract.Output.DICT,
-            timeout=timeout,
+        tsv = pytesseract.image_to_data(
+            Image.fromarray(image), lang=lang, config=f"--psm {psm}", timeout=timeout
         )
     except pytesseract.TesseractNotFoundError as e:
         raise MissingDependencyError(
@@ -101,24 +152,24 @@ def image_to_words(
         raise OcrError(f"tesseract failed: {e}") from e
     except pytesseract.TesseractError as e:
         raise OcrError(f"tesseract failed: {e.message or e.status}") from e
+    return parse_tsv(str(tsv))
+
+
+def parse_tsv(tsv: str) -> list[OcrWord]:
+    """Words (confidence >= 0, non-blank text) of tesseract's TSV output, header or not."""
     words: list[OcrWord] = []
-    for i, text in enumerate(data["text"]):
-        conf = float(data["conf"][i])
-        if conf < 0 or not str(text).strip():
+    for row in tsv.splitlines():
+        cols = row.split("\t")
+        if len(cols) < 12 or not cols[0].isdigit():
+            continue  # the header, or a blank line
+        text = cols[11].strip()
+        try:
+            conf = float(cols[10])
+            left, top, width, height = (int(c) for c in cols[6:10])
+            key = (int(cols[2]), int(cols[3]), int(cols[4]))
+        except ValueError:
             continue
-        words.append(
-            OcrWord(
-                text=str(text).strip(),
-                conf=conf,
-                left=int(data["left"][i]),
-                top=int(data["top"][i]),
-                width=int(data["width"][i]),
-                height=int(data["height"][i]),
-                line_key=(
-                    int(data["block_num"][i]),
-                    int(data["par_num"][i]),
-                    int(data["line_num"][i]),
-                ),
-            )
-        )
+        if conf < 0 or not text:
+            continue
+        words.append(OcrWord(text, conf, left, top, width, height, key))
     return words

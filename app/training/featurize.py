@@ -7,6 +7,7 @@ import sys
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
@@ -14,7 +15,7 @@ from typing import Any, TextIO
 import numpy as np
 
 from app.documents import Page, load_pages
-from app.errors import AppError, DatasetError
+from app.errors import AppError, DatasetError, WorkerCrashedError
 from app.features import FEATURE_NAMES, OcrSettings, analyse_page
 from app.features.cache import FeatureCache
 from app.ocr import image_to_words
@@ -152,8 +153,14 @@ def featurize(
     else:
         with ProcessPoolExecutor(max_workers=workers) as pool:
             futures = {pool.submit(_safe_run, job): job for job in todo}
-            for fut in as_completed(futures):
-                _finish(futures[fut], *fut.result())
+            try:
+                for fut in as_completed(futures):
+                    _finish(futures[fut], *fut.result())
+            except BrokenProcessPool as e:  # finished pages are cached: a re-run resumes
+                raise WorkerCrashedError(
+                    f"a feature worker died after {done} of {total} pages (killed, out of memory,"
+                    " or a crash in the OCR engine); run again to resume from the cache"
+                ) from e
     return results, failures
 
 

@@ -132,7 +132,9 @@ def markdown_report(report: dict[str, Any]) -> str:
     imp = report["algorithms"].get("catboost", {}).get("feature_importance")
     if imp:
         out += ["", "## CatBoost feature importances (top 12)", ""]
-        out += [f"- {name}: {value:.1f}" for name, value in list(imp.items())[:12]]
+        # sorted here: report.json stores the mapping with sorted keys, not by importance
+        top = sorted(imp.items(), key=lambda kv: (-kv[1], kv[0]))[:12]
+        out += [f"- {name}: {value:.1f}" for name, value in top]
     out += _lines_section(report.get("lines") or {})
     fp = report["references"].get("tesseract_fullpage_confidence")
     if fp:

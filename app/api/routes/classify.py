@@ -25,7 +25,12 @@ from app.api.schemas import (
 )
 from app.documents import detect_format, load_pages
 from app.documents.loader import MEDIA_TYPES
-from app.errors import DocumentTooLargeError, MissingDependencyError, ModelNotFoundError
+from app.errors import (
+    DocumentTooLargeError,
+    MissingDependencyError,
+    ModelNotFoundError,
+    WorkerCrashedError,
+)
 from app.features import FEATURE_VERSION, OcrSettings
 from app.models.classifiers import ALGORITHMS
 from app.models.predict import classify_pages, document_label
@@ -41,7 +46,7 @@ _ERRORS: dict[int | str, dict[str, object]] = {
         (413, "upload or image too large"),
         (415, "not a PDF or supported image"),
         (422, "corrupt, encrypted, or too many pages"),
-        (503, "tesseract or poppler missing"),
+        (503, "tesseract or poppler missing, or a worker died (workers restarted: retry)"),
         (504, "OCR or rendering timed out"),
     )
 }
@@ -111,9 +116,15 @@ async def classify(
         timeout=settings.pdf_timeout,
     )
     ocr = OcrSettings(lang=lang or settings.ocr_lang, timeout=settings.ocr_timeout)
-    verdicts = await asyncio.to_thread(
-        classify_pages, pages, version, algorithm=algorithm, ocr=ocr, executor=state.executor
-    )
+    executor = state.executor
+    try:
+        verdicts = await asyncio.to_thread(
+            classify_pages, pages, version, algorithm=algorithm, ocr=ocr, executor=executor
+        )
+    except WorkerCrashedError:
+        if executor is not None:
+            state.restart_workers(executor)
+        raise
     fmt = detect_format(data) or "pdf"
     return ClassifyResponse(
         document=DocumentInfo(

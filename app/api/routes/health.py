@@ -34,6 +34,7 @@ def health(state: StateDep, response: Response) -> dict[str, Any]:
     return {
         "status": "ok" if not problems else "degraded",
         "tesseract": state.tesseract,
+        "ocr_engine": state.ocr_engine,
         "active_model": active,
         "problems": problems,
     }
@@ -46,4 +47,5 @@ def version(state: StateDep) -> dict[str, Any]:
         "inkwell": __version__,
         "feature_version": FEATURE_VERSION,
         "tesseract": state.tesseract,
+        "ocr_engine": state.ocr_engine,
     }
