@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from app.documents import load_pages  # noqa: E402
-from app.features import analyse_page  # noqa: E402
+from app.features import OcrSettings, analyse_page  # noqa: E402
 from app.models.registry import load_version  # noqa: E402
 from app.ocr import engine_description, libtesseract, resolve_engine  # noqa: E402
 
@@ -78,6 +78,7 @@ def main() -> int:
             "ocr",
             "line_verdicts",
             "total",
+            "total_cli_engine",
             "fullpage_ocr",
             "fullpage_ocr_inprocess",
         )
@@ -103,6 +104,12 @@ def main() -> int:
             stages["line_verdicts"].append(analysis.timings.get("lines", 0.0) + line_model_s)
             stages["total"].append(total + load_s)
             sources.append(source)
+            if in_process:  # the same extraction with one tesseract process per call
+                t_cli = time.perf_counter()
+                cli_analysis = analyse_page(page.image, OcrSettings(engine="cli"))
+                if cli_analysis.line_infos:
+                    model.predict_lines(np.array([i.features for i in cli_analysis.line_infos]))
+                stages["total_cli_engine"].append(time.perf_counter() - t_cli + load_s)
             if not args.no_baseline:
                 t2 = time.perf_counter()
                 # the baseline as a user would call it: plain image_to_data, default settings
@@ -150,6 +157,12 @@ def main() -> int:
                 f"inkwell median {ours:.3f} s/page, full-page OCR median {full:.3f} s/page, "
                 f"ratio of medians {full / ours:.1f}x"
             )
+            if stages["total_cli_engine"]:
+                cli = float(np.median(np.array(stages["total_cli_engine"])[a4]))
+                print(
+                    f"  same pages, inkwell with the tesseract command per call (pytesseract):"
+                    f" median {cli:.3f} s/page, ratio of medians {full / cli:.1f}x"
+                )
             if stages["fullpage_ocr_inprocess"]:
                 inproc = float(np.median(np.array(stages["fullpage_ocr_inprocess"])[a4]))
                 print(

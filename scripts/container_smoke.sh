@@ -9,6 +9,8 @@ py=${PYTHON:-python3}
 echo "== /health"
 curl -fsS "$base/health" | tee /tmp/inkwell-health.json; echo
 $py -c 'import json,sys; h=json.load(open("/tmp/inkwell-health.json")); assert h["status"]=="ok", h'
+# the image ships libtesseract with the command: OCR must run in-process there
+$py -c 'import json,sys; h=json.load(open("/tmp/inkwell-health.json")); assert "libtesseract" in h["ocr_engine"], h'
 
 echo "== /classify samples/typed_report.pdf"
 curl -fsS -F file=@samples/typed_report.pdf "$base/classify" | tee /tmp/inkwell-classify.json; echo

@@ -88,6 +88,9 @@ class OcrSettings:
     lang: str = "eng"
     timeout: float = 30.0
     enabled: bool = True
+    engine: str | None = None
+    """``library``/``cli``/``auto``; None: ``INKWELL_OCR_ENGINE``. Not in :meth:`key`: both
+    engines give the same words (tests/test_ocr.py)."""
 
     def key(self) -> str:
         """A string that identifies settings which change feature values."""
@@ -361,7 +364,9 @@ def ocr_features(
     montage, area, spans = build_montage(norm, sample)
     if not settings.enabled or area == 0:
         return dict.fromkeys(OCR_FEATURES, 0.0)
-    words = image_to_words(montage, lang=settings.lang, timeout=settings.timeout)
+    words = image_to_words(
+        montage, lang=settings.lang, timeout=settings.timeout, engine=settings.engine
+    )
     if per_line is not None:
         index = {id(ln): i for i, ln in enumerate(lines)}
         conf_by, wordlike_by = _per_span(words, spans)
