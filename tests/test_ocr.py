@@ -225,3 +225,17 @@ def test_library_keeps_leptonica_messages_off_stderr() -> None:
     ]
     assert "Error in boxCreate" in runs[0]  # leptonica does print by default
     assert "Error in boxCreate" not in runs[1]
+
+
+@needs_tesseract
+@needs_library
+@needs_fonts
+def test_library_engine_is_safe_across_threads() -> None:
+    """With INKWELL_WORKERS=1 the server's threads share the process's engine."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    page = typed_page(150)[:300]
+    expected = tess.image_to_words(page, engine="library")
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(lambda _: tess.image_to_words(page, engine="library"), range(8)))
+    assert all(r == expected for r in results)
