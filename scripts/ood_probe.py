@@ -2,10 +2,10 @@
 
     poetry run python scripts/ood_probe.py [--model models/default] [--out /tmp/ood]
 
-Renders a receipt, a typewriter-style page, phone photos (shading, perspective, JPEG) of a typed and
-a handwritten page, a typed page and a handwriting-font note at 72 dpi, and handwriting on ruled
-paper, adds the bundled samples, and prints each page's verdict beside what it should be. A probe,
-not a benchmark: the handwriting is fonts (tests/helpers.py), not people.
+Renders a receipt, a typewriter-style page, crooked scans, phone photos (shading, perspective,
+JPEG) of a typed and a handwritten page, a typed page and a handwriting-font note at 72 dpi, and
+handwriting on ruled paper, adds the bundled samples, and prints each page's verdict beside what it
+should be. A probe, not a benchmark: the handwriting is fonts (tests/helpers.py), not people.
 """
 
 from __future__ import annotations
@@ -93,6 +93,18 @@ def render(out: Path) -> dict[str, str]:
     expected["note_72dpi.png"] = "handwritten"
     Image.fromarray(typed_page(72, seed=5)).save(out / "typed_72dpi.png")
     expected["typed_72dpi.png"] = "typed"
+
+    # crooked scans: a typed page and a handwritten one turned a few degrees
+    paper = Image.fromarray(typed_page(200, seed=7))
+    paper.rotate(7, resample=Image.Resampling.BILINEAR, expand=True, fillcolor=255).save(
+        out / "crooked_typed.png"
+    )
+    expected["crooked_typed.png"] = "typed"
+    paper = Image.fromarray(handwritten_page(200, seed=8))
+    paper.rotate(-5, resample=Image.Resampling.BILINEAR, expand=True, fillcolor=250).save(
+        out / "crooked_hand.png"
+    )
+    expected["crooked_hand.png"] = "handwritten"
 
     # handwriting on ruled paper
     ruled = handwritten_page(150, seed=6).copy()

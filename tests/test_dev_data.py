@@ -62,7 +62,8 @@ def test_default_model_on_the_held_out_dev_pages(
 def test_default_model_survives_the_resolution_swap(
     default_model: ModelVersion, dev_test_docs: list[Any], cache_dir: Path
 ) -> None:
-    """IAM at 100 dpi, FUNSD at 300 dpi, JPEG: a resolution shortcut would flip every label."""
+    """IAM at 100 dpi, FUNSD at 300 dpi, turned 3°, JPEG: a resolution shortcut would flip
+    every label."""
     jobs = jobs_for(dev_test_docs, "robust", lang="eng", timeout=30)
     results, failures = featurize(jobs, cache=FeatureCache(cache_dir), workers=2)
     assert not failures
@@ -124,3 +125,22 @@ def test_iam_overlay_header_lines_typed_body_lines_handwritten(
     assert np.mean([ln.label == "typed" for ln in header]) >= 0.8
     assert np.mean([ln.label == "handwritten" for ln in body]) >= 0.8
     assert verdict.handwritten_share is not None and verdict.handwritten_share > 0.4
+
+
+@pytest.mark.parametrize("degrees", [-7.0, 5.0])
+def test_default_model_survives_crooked_scans(
+    default_model: ModelVersion, dev_test_docs: list[Any], degrees: float
+) -> None:
+    """Held-out pages turned as a careless scan or a phone photo would be keep their label."""
+    from app.documents import Page, load_pages
+    from app.models.predict import classify_pages
+    from app.training.augment import turn
+
+    picks = [d for d in dev_test_docs if d.source.startswith("iam")][:4]
+    picks += [d for d in dev_test_docs if d.source == "funsd"][:4]
+    pages = []
+    for doc in picks:
+        page = load_pages(doc.path)[0]
+        pages.append(Page(image=turn(page.image, degrees), number=1, dpi=page.dpi))
+    verdicts = classify_pages(pages, default_model)
+    assert [v.label for v in verdicts] == [d.label for d in picks]

@@ -234,3 +234,52 @@ def test_ruled_notebook_paper_rules_are_removed() -> None:
     form = np.zeros((1000, 600), dtype=bool)
     form[[150, 300, 900], 40:560] = True  # three separators, like an IAM form
     assert not is_ruled_paper(form)
+
+
+def _turn(grey: np.ndarray, degrees: float) -> np.ndarray:
+    img = Image.fromarray(grey).rotate(
+        degrees, resample=Image.Resampling.BILINEAR, expand=True, fillcolor=255
+    )
+    return np.asarray(img)
+
+
+@needs_fonts
+@pytest.mark.parametrize(
+    ("make", "degrees"),
+    [(typed_page, 6.0), (typed_page, -2.5), (handwritten_page, -4.0), (handwritten_page, 8.0)],
+)
+def test_skew_is_found_and_undone(make, degrees: float) -> None:  # type: ignore[no-untyped-def]
+    """A crooked page is straightened: its skew is measured within half a degree."""
+    page = make(150, seed=2)
+    assert normalise(page).skew == 0.0  # a straight page is left as it is
+    norm = normalise(_turn(page, degrees))
+    assert norm.skew == pytest.approx(-degrees, abs=0.5)
+    assert norm.source_shape == _turn(page, degrees).shape
+
+
+@needs_tesseract
+@needs_fonts
+def test_skewed_page_reads_like_the_straight_one() -> None:
+    """Straightening puts the layout features back where the straight page has them."""
+    page = typed_page(150, seed=4)
+    straight, crooked = analyse_page(page), analyse_page(_turn(page, 6.0))
+    assert len(crooked.lines) == pytest.approx(len(straight.lines), abs=2)
+    for name in ("reg_baseline_dev", "reg_comps_per_line", "reg_line_spacing_cv"):
+        assert crooked.features[name] == pytest.approx(straight.features[name], rel=0.25, abs=0.05)
+    assert crooked.features["ocr_conf_median"] >= straight.features["ocr_conf_median"] - 5
+
+
+@needs_tesseract
+@needs_fonts
+def test_line_boxes_are_in_the_pixels_of_the_page_as_given() -> None:
+    """On a straightened page, line boxes still land on the ink of the page the user sent."""
+    given = _turn(typed_page(150, seed=1), 5.0)
+    infos = analyse_page(given).line_infos
+    assert len(infos) >= 10
+    ink = given < 128
+    covered = np.zeros_like(ink)
+    for x0, y0, x1, y1 in (i.bbox for i in infos):
+        assert 0 <= x0 < x1 <= given.shape[1] and 0 <= y0 < y1 <= given.shape[0]
+        assert ink[y0:y1, x0:x1].any()
+        covered[y0:y1, x0:x1] = True
+    assert ink[covered].sum() >= 0.95 * ink.sum()

@@ -21,7 +21,13 @@ from app.features.cache import FeatureCache
 from app.models.classifiers import make_model
 from app.models.registry import Registry, load_version, staging_dir
 from app.training import report as report_mod
-from app.training.augment import augment, body_between_rules, header_above_rules, robustness_variant
+from app.training.augment import (
+    ROBUSTNESS_SKEW,
+    augment,
+    body_between_rules,
+    header_above_rules,
+    robustness_variant,
+)
 from app.training.dataset import Document, discover, normalise_label
 from app.training.evaluate import evaluate, summary_table
 from app.training.featurize import Job, ProgressBar, featurize
@@ -286,9 +292,11 @@ def test_augment_and_robustness_variants_are_reproducible() -> None:
     a1, a2 = augment(page, "seed"), augment(page, "seed")
     assert np.array_equal(a1.image, a2.image)
     rob = robustness_variant(page)
-    assert rob.image.shape[0] == pytest.approx(
-        page.image.shape[0] * 300 / (page.image.shape[0] / 11), rel=0.01
-    )
+    # resampled to 300 dpi (the page's long side read as 11 in), then turned 3 degrees
+    h, w = (n * 300 / (page.image.shape[0] / 11) for n in page.image.shape)
+    turned = np.deg2rad(ROBUSTNESS_SKEW)
+    assert rob.image.shape[0] == pytest.approx(h * np.cos(turned) + w * np.sin(turned), rel=0.01)
+    assert rob.image.shape[1] == pytest.approx(w * np.cos(turned) + h * np.sin(turned), rel=0.01)
     hi = Page(image=typed_page(100), number=1, dpi=300.0)
     assert robustness_variant(hi).dpi == 100.0
 

@@ -22,8 +22,9 @@ from app.ocr import OcrWord, image_to_words
 
 log = logging.getLogger(__name__)
 
-FEATURE_VERSION = "2.2"
-"""2.2: word confidences keep tesseract's decimals (pytesseract's dict output truncated them)."""
+FEATURE_VERSION = "2.3"
+"""2.2: word confidences keep tesseract's decimals (pytesseract's dict output truncated them).
+2.3: pages skewed by 0.5° or more are straightened first."""
 
 OCR_FEATURES = (
     "ocr_conf_mean",
@@ -451,7 +452,7 @@ def analyse_page(grey: np.ndarray, ocr: OcrSettings | None = None) -> PageAnalys
     timings["ocr"] = t4 - t3
     text_lines = merge_segments(group_lines(comps, min_members=1))
     ocr_segments = [(lines[i], v) for i, v in per_line.items()]
-    infos = line_infos(comps, text_lines, norm.scale, ocr_segments)
+    infos = line_infos(comps, text_lines, norm.page_box, ocr_segments)
     timings["lines"] = time.perf_counter() - t4
     features["empty"] = 0.0
     ordered = {name: float(np.nan_to_num(features[name])) for name in FEATURE_NAMES}

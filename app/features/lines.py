@@ -7,6 +7,7 @@ NaN as missing). Boxes are returned in the original page's pixels.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -106,19 +107,16 @@ def _ocr_for(
 def line_infos(
     comps: Components,
     lines: list[Line],
-    scale: float,
+    page_box: Callable[[tuple[float, float, float, float]], tuple[int, int, int, int]],
     ocr_segments: list[tuple[Line, tuple[float, float]]],
 ) -> list[LineInfo]:
-    """A LineInfo for every text line; ``ocr_segments`` are the OCR-sampled segments' figures."""
-    inv = 1.0 / scale if scale > 0 else 1.0
+    """A LineInfo for every text line; ``ocr_segments`` are the OCR-sampled segments' figures.
+
+    ``page_box`` maps a layout box to the page's own pixels (undoing scale and deskew).
+    """
     out = []
     for ln in lines:
-        bbox = (
-            int(ln.x0 * inv),
-            int(ln.y0 * inv),
-            int(np.ceil(ln.x1 * inv)),
-            int(np.ceil(ln.y1 * inv)),
-        )
+        bbox = page_box((ln.x0, ln.y0, ln.x1, ln.y1))
         vector = line_vector(comps, ln, _ocr_for(ln, ocr_segments))
         out.append(LineInfo(bbox=bbox, features=tuple(vector)))
     return out

@@ -19,6 +19,12 @@ LAYOUT_HEIGHT = 13.0
 
 RULE_LENGTH = 5.0
 """On ruled paper, a straight ink run this many text heights long is a rule, not writing."""
+MIN_DESKEW = 0.5
+"""Pages skewed by at least this many degrees are straightened before any feature."""
+MAX_SKEW = 10.0
+"""The largest skew looked for (a scan or phone photo, not a page turned on its side)."""
+MAX_TURN_PIXELS = 30_000_000
+"""Most pixels a page may have while it is being straightened."""
 MAX_SCALE = 4.0
 MIN_SCALE = 0.05
 MAX_CANON_PIXELS = 12_000_000
@@ -44,6 +50,31 @@ class Normalised:
     """Ink threshold on background-flattened grey."""
     ruled: bool = False
     """Ruled paper was found (and its rules removed from ``ink`` and from crops)."""
+    skew: float = 0.0
+    """Degrees the page was turned (counter-clockwise) to straighten its lines; 0 if it was not."""
+    source_shape: tuple[int, int] | None = None
+    """(height, width) of the page as it was given."""
+    prescale: float = 1.0
+    """A straightened page was first resampled by this factor (``original`` is in those pixels)."""
+
+    def page_box(self, box: tuple[float, float, float, float]) -> tuple[int, int, int, int]:
+        """A box in layout pixels as a box in the pixels of the page as it was given."""
+        inv = 1.0 / self.scale if self.scale > 0 else 1.0
+        x0, y0, x1, y1 = (v * inv for v in box)
+        if self.skew and self.source_shape is not None:
+            h, w = self.source_shape
+            resampled = (round(h * self.prescale), round(w * self.prescale))
+            xs, ys = _to_source(
+                np.array([x0, x1, x0, x1]),
+                np.array([y0, y0, y1, y1]),
+                self.skew,
+                resampled,
+                self.original.shape,
+            )
+            xs, ys = xs / self.prescale, ys / self.prescale
+            x0, x1 = float(np.clip(xs.min(), 0, w)), float(np.clip(xs.max(), 0, w))
+            y0, y1 = float(np.clip(ys.min(), 0, h)), float(np.clip(ys.max(), 0, h))
+        return int(x0), int(y0), int(np.ceil(x1)), int(np.ceil(y1))
 
     def crop(self, box: tuple[int, int, int, int], height: float = CANON_HEIGHT) -> np.ndarray:
         """Cut ``box`` (layout pixels) from the original and resample it to ``height`` text.
@@ -189,6 +220,79 @@ def estimate_text_height(ink: np.ndarray) -> float:
     return float(core.mean()) if core.size else med
 
 
+def estimate_skew(ink: np.ndarray, text_height: float, max_angle: float = MAX_SKEW) -> float:
+    """Degrees to turn the page counter-clockwise (as PIL's rotate) so its lines are horizontal.
+
+    The centres of character-sized components are projected along each candidate direction; text
+    lines make the sharpest profile (largest sum of squared bin counts) when the direction is
+    theirs. Coarse 0.5° steps over +-``max_angle``, then 0.1° steps around the best. Centres, not
+    pixels, so it costs a few milliseconds, and handwriting's uneven baselines average out.
+    """
+    if text_height <= 0:
+        return 0.0
+    labels, n = ndimage.label(ink)
+    if n < 10:
+        return 0.0
+    boxes = np.array(
+        [(s[0].start, s[0].stop, s[1].start, s[1].stop) for s in ndimage.find_objects(labels)],
+        dtype=np.float64,
+    )
+    h = boxes[:, 1] - boxes[:, 0]
+    w = boxes[:, 3] - boxes[:, 2]
+    keep = (h >= 0.4 * text_height) & (h <= 3 * text_height) & (w <= 6 * text_height)
+    if keep.sum() < 10:
+        return 0.0
+    cy = (boxes[keep, 0] + boxes[keep, 1]) / 2
+    cx = (boxes[keep, 2] + boxes[keep, 3]) / 2
+    cx -= cx.mean()
+    cy -= cy.mean()
+    step = max(1.0, text_height / 3)
+
+    def sharpness(angle: float) -> float:
+        r = np.deg2rad(angle)
+        y = cy * np.cos(r) - cx * np.sin(r)
+        counts = np.bincount(((y - y.min()) / step).astype(np.int64)).astype(np.float64)
+        return float((counts**2).sum())
+
+    coarse = np.arange(-max_angle, max_angle + 1e-9, 0.5)
+    best = float(coarse[int(np.argmax([sharpness(a) for a in coarse]))])
+    fine = np.arange(best - 0.5, best + 0.5 + 1e-9, 0.1)
+    # the profile direction that is sharpest is the lines' tilt; turning by it straightens them
+    return round(float(fine[int(np.argmax([sharpness(a) for a in fine]))]), 2)
+
+
+def _rotation(angle: float, src: tuple[int, int], dst: tuple[int, int]) -> tuple[float, ...]:
+    """Affine map from straightened-page pixels back to source pixels (PIL's AFFINE data)."""
+    r = np.deg2rad(angle)
+    c, s = float(np.cos(r)), float(np.sin(r))
+    scy, scx = src[0] / 2, src[1] / 2
+    dcy, dcx = dst[0] / 2, dst[1] / 2
+    return (c, -s, scx - c * dcx + s * dcy, s, c, scy - s * dcx - c * dcy)
+
+
+def _to_source(
+    x: np.ndarray, y: np.ndarray, angle: float, src: tuple[int, int], dst: tuple[int, int]
+) -> tuple[np.ndarray, np.ndarray]:
+    a, b, c, d, e, f = _rotation(angle, src, dst)
+    return a * x + b * y + c, d * x + e * y + f
+
+
+def rotate_page(grey: np.ndarray, angle: float, fill: int) -> np.ndarray:
+    """The page turned by ``angle`` degrees (see :func:`estimate_skew`), corners ``fill``."""
+    h, w = grey.shape
+    r = np.deg2rad(angle)
+    out_w = int(np.ceil(w * abs(np.cos(r)) + h * abs(np.sin(r))))
+    out_h = int(np.ceil(w * abs(np.sin(r)) + h * abs(np.cos(r))))
+    img = Image.fromarray(grey).transform(
+        (out_w, out_h),
+        Image.Transform.AFFINE,
+        _rotation(angle, (h, w), (out_h, out_w)),
+        resample=Image.Resampling.BILINEAR,
+        fillcolor=fill,
+    )
+    return np.asarray(img)
+
+
 def _resize(grey: np.ndarray, scale: float) -> np.ndarray:
     h, w = grey.shape
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
@@ -202,12 +306,26 @@ def normalise(grey: np.ndarray, height: float = LAYOUT_HEIGHT) -> Normalised:
     resampled once to the canonical scale and the background is divided out there: no full-size
     floating-point pass over a 300-dpi page.
     """
-    background = estimate_background(grey)
-    factor = max(1, max(grey.shape) // 1100)
-    probe = np.asarray(Image.fromarray(grey).reduce(factor)) if factor > 1 else grey
-    probe = divide_background(probe, background)
-    threshold = min(otsu_threshold(probe), 200.0)
-    text_height = estimate_text_height(probe <= threshold) * factor
+    source_shape = (int(grey.shape[0]), int(grey.shape[1]))
+    background, factor, threshold, probe_ink, probe_height = _probe(grey)
+    skew = estimate_skew(probe_ink, probe_height)
+    prescale = 1.0
+    if abs(skew) >= MIN_DESKEW:
+        # Turn the page where its text is twice the crop height: turning interpolates, and at a
+        # low resolution that blur would thicken every stroke the crops then measure.
+        text_px = probe_height * factor
+        if text_px > 0:
+            prescale = float(np.clip(2 * CANON_HEIGHT / text_px, 0.25, MAX_SCALE))
+            prescale = min(prescale, (MAX_TURN_PIXELS / grey.size) ** 0.5)
+        if abs(prescale - 1.0) > 1e-3:
+            h, w = grey.shape
+            size = (max(1, round(w * prescale)), max(1, round(h * prescale)))
+            grey = np.asarray(Image.fromarray(grey).resize(size, Image.Resampling.LANCZOS))
+        grey = rotate_page(grey, skew, fill=int(np.clip(np.median(background), 0, 255)))
+        background, factor, threshold, probe_ink, probe_height = _probe(grey)
+    else:
+        skew = 0.0
+    text_height = probe_height * factor
     scale = 1.0
     if text_height > 0:
         scale = float(np.clip(height / text_height, MIN_SCALE, MAX_SCALE))
@@ -230,4 +348,18 @@ def normalise(grey: np.ndarray, height: float = LAYOUT_HEIGHT) -> Normalised:
         original=grey,
         background=background,
         threshold=threshold,
+        skew=skew,
+        source_shape=source_shape,
+        prescale=prescale,
     )
+
+
+def _probe(grey: np.ndarray) -> tuple[np.ndarray, int, float, np.ndarray, float]:
+    """Background, reduction factor, ink threshold, ink mask and text height of a reduced copy."""
+    background = estimate_background(grey)
+    factor = max(1, max(grey.shape) // 1100)
+    probe = np.asarray(Image.fromarray(grey).reduce(factor)) if factor > 1 else grey
+    probe = divide_background(probe, background)
+    threshold = min(otsu_threshold(probe), 200.0)
+    ink = probe <= threshold
+    return background, factor, threshold, ink, estimate_text_height(ink)

@@ -39,11 +39,27 @@ def jpeg(grey: np.ndarray, quality: int) -> np.ndarray:
     return np.asarray(Image.open(buf).convert("L"))
 
 
+ROBUSTNESS_SKEW = 3.0
+"""Degrees the robustness test turns every page (a crooked scan)."""
+
+
+def turn(grey: np.ndarray, degrees: float) -> np.ndarray:
+    """The page turned counter-clockwise on paper of its own colour, as a crooked scan or photo."""
+    paper = int(np.percentile(grey[:: max(1, grey.shape[0] // 200)], 95))
+    img = Image.fromarray(grey).rotate(
+        degrees, resample=Image.Resampling.BILINEAR, expand=True, fillcolor=paper
+    )
+    return np.asarray(img)
+
+
 def robustness_variant(page: Page) -> Page:
-    """The robustness test: swap the resolution (>=200 dpi -> 100 dpi, else -> 300 dpi), JPEG 60."""
+    """The robustness test: swap the resolution, turn the page 3°, JPEG 60.
+
+    Pages of 200 dpi or more go to 100 dpi, the others to 300 dpi.
+    """
     dpi = nominal_dpi(page)
     target = 100.0 if dpi >= 200 else 300.0
-    grey = jpeg(resample(page.image, target / dpi), 60)
+    grey = jpeg(turn(resample(page.image, target / dpi), ROBUSTNESS_SKEW), 60)
     return Page(image=grey, number=page.number, dpi=target if page.dpi else None)
 
 
@@ -53,11 +69,16 @@ def _rng(seed_text: str) -> np.random.Generator:
 
 
 def augment(page: Page, seed_text: str) -> Page:
-    """A random but reproducible degradation: resolution 75-400 dpi, blur, JPEG, noise, binarise."""
+    """A random but reproducible degradation.
+
+    Resolution 75-400 dpi, skew up to 4° (half the pages), blur, noise, binarisation, JPEG.
+    """
     rng = _rng(seed_text)
     dpi = nominal_dpi(page)
     target = float(np.exp(rng.uniform(np.log(75), np.log(400))))
     grey = resample(page.image, target / dpi)
+    if rng.random() < 0.5:
+        grey = turn(grey, float(rng.uniform(-4, 4)))
     if rng.random() < 0.4:
         radius = float(rng.uniform(0.3, 1.2))
         grey = np.asarray(Image.fromarray(grey).filter(ImageFilter.GaussianBlur(radius)))
