@@ -402,3 +402,23 @@ def test_report_lists_importances_by_value_after_a_json_round_trip(
     assert len(values) == 12
     assert values == sorted(values, reverse=True)
     assert values[0] > 0
+
+
+def test_default_algorithm_is_chosen_on_cv_with_a_tie_rule() -> None:
+    from app.training.train import choose_default, log_loss
+
+    clear = {
+        "catboost": {"cv_balanced_accuracy": 0.95, "cv_log_loss": 0.10},
+        "svm": {"cv_balanced_accuracy": 0.99, "cv_log_loss": 0.30},
+    }
+    assert choose_default(clear)[0] == "svm"
+    tied = {
+        "catboost": {"cv_balanced_accuracy": 0.993, "cv_log_loss": 0.03},
+        "svm": {"cv_balanced_accuracy": 0.994, "cv_log_loss": 0.05},
+    }
+    algo, reason = choose_default(tied)
+    assert algo == "catboost"
+    assert "log-loss" in reason
+    y = np.array([1, 0, 1])
+    assert log_loss(y, np.array([0.9, 0.1, 0.8])) < log_loss(y, np.array([0.6, 0.4, 0.5]))
+    assert np.isfinite(log_loss(y, np.array([0.0, 1.0, 0.0])))

@@ -23,6 +23,8 @@ MIN_DESKEW = 0.5
 """Pages skewed by at least this many degrees are straightened before any feature."""
 MAX_SKEW = 10.0
 """The largest skew looked for (a scan or phone photo, not a page turned on its side)."""
+TURN_TEXT_HEIGHT = 1.5 * CANON_HEIGHT
+"""Text height (px) at which a skewed page is turned (a larger one costs more, same result)."""
 MAX_TURN_PIXELS = 30_000_000
 """Most pixels a page may have while it is being straightened."""
 MAX_SCALE = 4.0
@@ -311,11 +313,11 @@ def normalise(grey: np.ndarray, height: float = LAYOUT_HEIGHT) -> Normalised:
     skew = estimate_skew(probe_ink, probe_height)
     prescale = 1.0
     if abs(skew) >= MIN_DESKEW:
-        # Turn the page where its text is twice the crop height: turning interpolates, and at a
+        # Turn the page where its text is 1.5 crop heights tall: turning interpolates, and at a
         # low resolution that blur would thicken every stroke the crops then measure.
         text_px = probe_height * factor
         if text_px > 0:
-            prescale = float(np.clip(2 * CANON_HEIGHT / text_px, 0.25, MAX_SCALE))
+            prescale = float(np.clip(TURN_TEXT_HEIGHT / text_px, 0.25, 3.0))
             prescale = min(prescale, (MAX_TURN_PIXELS / grey.size) ** 0.5)
         if abs(prescale - 1.0) > 1e-3:
             h, w = grey.shape

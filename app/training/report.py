@@ -70,8 +70,11 @@ def markdown_report(report: dict[str, Any]) -> str:
         f"- pages: {ds['train_pages']} train ({ds['train_rows_with_augmentation']} rows with "
         f"augmentation), {ds['test_pages']} test {ds['test_by_source']}",
         f"- skipped: {len(ds['skipped'])}",
-        f"- default algorithm: **{report['default_algorithm']}** (best group-CV balanced accuracy "
-        "on the training part)",
+        f"- default algorithm: **{report['default_algorithm']}** ("
+        + report.get(
+            "default_algorithm_reason", "best group-CV balanced accuracy on the training part"
+        )
+        + ")",
         "",
         results_table(report),
     ]
@@ -124,9 +127,11 @@ def markdown_report(report: dict[str, Any]) -> str:
         )
     out += ["", "## Model selection and cost", ""]
     for algo, res in report["algorithms"].items():
+        loss = res.get("cv_log_loss", float("nan"))
         out.append(
             f"- {algo}: params {res['params']}, CV balanced accuracy "
-            f"{res['cv_balanced_accuracy']:.3f}, fit {res['fit_seconds']:.1f} s, "
+            f"{res['cv_balanced_accuracy']:.3f}, CV log-loss {loss:.3f}, "
+            f"fit {res['fit_seconds']:.1f} s, "
             f"inference {res['inference_ms_per_page']:.2f} ms/page (features excluded)"
         )
     imp = report["algorithms"].get("catboost", {}).get("feature_importance")

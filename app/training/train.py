@@ -205,23 +205,58 @@ def select_params(
     table: list[dict[str, Any]] = []
     for params in grid:
         scores = []
+        losses = []
         for tr, va in splits:
             sub = Rows(rows.x[tr], rows.y[tr], rows.groups[tr], rows.sources[tr], rows.geometry[tr])
             if len(np.unique(sub.y)) < 2 or _min_groups(sub) < 2:
                 continue  # a fold of a tiny dataset that cannot train this learner
             model = _fit(algorithm, params, sub, cfg)
-            pred = (np.asarray(model.predict_proba(rows.x[va]))[:, 1] >= 0.5).astype(int)
+            proba = np.asarray(model.predict_proba(rows.x[va]))[:, 1]
+            pred = (proba >= 0.5).astype(int)
             score = balanced_accuracy(rows.y[va], pred)
             scores.append(score if score is not None else float(np.mean(pred == rows.y[va])))
+            losses.append(log_loss(rows.y[va], proba))
         table.append(
             {
                 "params": params,
                 "cv_balanced_accuracy": float(np.mean(scores)) if scores else 0.0,
+                "cv_log_loss": float(np.mean(losses)) if losses else float("inf"),
                 "cv_folds_used": len(scores),
             }
         )
     best = max(table, key=lambda r: float(r["cv_balanced_accuracy"]))
     return dict(best["params"]), table
+
+
+def log_loss(y: np.ndarray, p: np.ndarray) -> float:
+    """Mean negative log-likelihood of the labels (probabilities clipped to [1e-6, 1 - 1e-6])."""
+    q = np.clip(p, 1e-6, 1 - 1e-6)
+    return float(-np.mean(y * np.log(q) + (1 - y) * np.log(1 - q)))
+
+
+CV_TIE = 0.005
+"""CV balanced accuracies closer than this (one page in 200) do not tell two learners apart."""
+
+
+def choose_default(algorithms: dict[str, dict[str, Any]]) -> tuple[str, str]:
+    """The algorithm the service uses by default, and why (CV only: never the test part).
+
+    The best group-CV balanced accuracy wins; when the runner-up is within :data:`CV_TIE`, the
+    two are tied and the lower CV log-loss (the better probabilities, on the same folds) decides.
+    """
+    ranked = sorted(algorithms, key=lambda a: -algorithms[a]["cv_balanced_accuracy"])
+    best = ranked[0]
+    tied = [
+        a
+        for a in ranked
+        if algorithms[best]["cv_balanced_accuracy"] - algorithms[a]["cv_balanced_accuracy"] < CV_TIE
+    ]
+    if len(tied) == 1:
+        return best, "best group-CV balanced accuracy on the training part"
+    choice = min(tied, key=lambda a: algorithms[a]["cv_log_loss"])
+    return choice, (
+        f"group-CV balanced accuracies within {CV_TIE} ({', '.join(tied)}): lowest CV log-loss"
+    )
 
 
 def _fullpage_threshold(conf: np.ndarray, y: np.ndarray) -> float:
@@ -352,6 +387,7 @@ def train(
             "params": params,
             "cv": cv_table,
             "cv_balanced_accuracy": max(r["cv_balanced_accuracy"] for r in cv_table),
+            "cv_log_loss": next(r["cv_log_loss"] for r in cv_table if r["params"] == params),
             "fit_seconds": fit_s,
             "inference_ms_per_page": infer_ms,
             "test": classification_metrics(te.y, p_test, sources=te.sources, seed=cfg.seed),
@@ -401,7 +437,7 @@ def train(
         )
     roc_data = {a: (te.y, v.pop("_p_test")) for a, v in algorithms.items()}
     diagnostics = _header_diagnostics(models, iam_test, header_jobs, body_jobs, results)
-    default_algo = max(algorithms, key=lambda a: algorithms[a]["cv_balanced_accuracy"])
+    default_algo, default_reason = choose_default(algorithms)
 
     version_id = version_id or datetime.now(UTC).strftime("v%Y%m%d-%H%M%S")
     report: dict[str, Any] = {
@@ -439,6 +475,7 @@ def train(
         "iam_header_diagnostics": diagnostics,
         "lines": line_section,
         "default_algorithm": default_algo,
+        "default_algorithm_reason": default_reason,
         "timing": {
             "feature_seconds": feature_seconds,
             "total_seconds": time.perf_counter() - t_start,
