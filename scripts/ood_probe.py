@@ -2,10 +2,11 @@
 
     poetry run python scripts/ood_probe.py [--model models/default] [--out /tmp/ood]
 
-Renders a receipt, a typewriter-style page, crooked scans, phone photos (shading, perspective,
-JPEG) of a typed and a handwritten page, a typed page and a handwriting-font note at 72 dpi, and
-handwriting on ruled paper, adds the bundled samples, and prints each page's verdict beside what it
-should be. A probe, not a benchmark: the handwriting is fonts (tests/helpers.py), not people.
+Renders a receipt, a typewriter-style page, crooked, upside-down and sideways scans, phone photos
+(shading, perspective, JPEG) of a typed and a handwritten page, a typed page and a handwriting-font
+note at 72 dpi, and handwriting on ruled paper, adds the bundled samples, and prints each page's
+verdict beside what it should be. A probe, not a benchmark: the handwriting is fonts
+(tests/helpers.py), not people.
 """
 
 from __future__ import annotations
@@ -105,6 +106,14 @@ def render(out: Path) -> dict[str, str]:
         out / "crooked_hand.png"
     )
     expected["crooked_hand.png"] = "handwritten"
+
+    # fed the wrong way: a typed page upside down, a handwritten one sideways
+    Image.fromarray(typed_page(200, seed=9)).rotate(180).save(out / "upside_down_typed.png")
+    expected["upside_down_typed.png"] = "typed"
+    Image.fromarray(handwritten_page(200, seed=10)).rotate(90, expand=True).save(
+        out / "sideways_hand.png"
+    )
+    expected["sideways_hand.png"] = "handwritten"
 
     # handwriting on ruled paper
     ruled = handwritten_page(150, seed=6).copy()

@@ -144,3 +144,23 @@ def test_default_model_survives_crooked_scans(
         pages.append(Page(image=turn(page.image, degrees), number=1, dpi=page.dpi))
     verdicts = classify_pages(pages, default_model)
     assert [v.label for v in verdicts] == [d.label for d in picks]
+
+
+@pytest.mark.parametrize("quarter_turns", [1, 2])
+def test_default_model_reads_pages_fed_sideways_or_upside_down(
+    default_model: ModelVersion, dev_test_docs: list[Any], quarter_turns: int
+) -> None:
+    """A page scanned upside down or photographed sideways is read the right way up."""
+    from app.documents import Page, load_pages
+    from app.models.predict import classify_pages
+
+    picks = [d for d in dev_test_docs if d.source.startswith("iam")][:3]
+    picks += [d for d in dev_test_docs if d.source == "funsd"][:3]
+    pages = []
+    for doc in picks:
+        image = load_pages(doc.path)[0].image
+        pages.append(
+            Page(image=np.ascontiguousarray(np.rot90(image, quarter_turns)), number=1, dpi=None)
+        )
+    verdicts = classify_pages(pages, default_model)
+    assert [v.label for v in verdicts] == [d.label for d in picks]

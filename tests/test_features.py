@@ -283,3 +283,24 @@ def test_line_boxes_are_in_the_pixels_of_the_page_as_given() -> None:
         assert ink[y0:y1, x0:x1].any()
         covered[y0:y1, x0:x1] = True
     assert ink[covered].sum() >= 0.95 * ink.sum()
+
+
+@needs_tesseract
+@needs_fonts
+@pytest.mark.parametrize("quarter_turns", [1, 2, 3])
+def test_pages_fed_sideways_or_upside_down_are_read_upright(quarter_turns: int) -> None:
+    """The turned reading is chosen, its features are the upright page's, boxes land on ink."""
+    page = typed_page(150, seed=5)
+    upright = analyse_page(page)
+    assert upright.orientation == 0
+    given = np.ascontiguousarray(np.rot90(page, quarter_turns))
+    turned = analyse_page(given)
+    assert turned.orientation == 90 * ((4 - quarter_turns) % 4)
+    for name in ("ocr_conf_median", "reg_comps_per_line", "stroke_slant_abs"):
+        assert turned.features[name] == pytest.approx(upright.features[name], rel=0.1, abs=1.0)
+    ink = given < 128
+    covered = np.zeros_like(ink)
+    for x0, y0, x1, y1 in (i.bbox for i in turned.line_infos):
+        assert ink[y0:y1, x0:x1].any()
+        covered[y0:y1, x0:x1] = True
+    assert ink[covered].sum() >= 0.95 * ink.sum()

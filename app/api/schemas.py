@@ -84,7 +84,7 @@ class ClassifyResponse(BaseModel):
                         "sha256": "9f2c…",
                         "page_count": 1,
                     },
-                    "model": {"id": "default", "algorithm": "catboost", "feature_version": "2.4"},
+                    "model": {"id": "default", "algorithm": "catboost", "feature_version": "2.5"},
                     "label": "typed",
                     "pages": [
                         {

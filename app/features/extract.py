@@ -22,10 +22,11 @@ from app.ocr import OcrWord, image_to_words
 
 log = logging.getLogger(__name__)
 
-FEATURE_VERSION = "2.4"
+FEATURE_VERSION = "2.5"
 """2.2: word confidences keep tesseract's decimals (pytesseract's dict output truncated them).
 2.3: pages skewed by 0.5° or more are straightened first.
-2.4: they are turned where text is 30 px tall, not 40 (half the pixels, same stroke widths)."""
+2.4: they are turned where text is 30 px tall, not 40 (half the pixels, same stroke widths).
+2.5: pages fed sideways or upside down are read the right way up."""
 
 OCR_FEATURES = (
     "ocr_conf_mean",
@@ -108,6 +109,8 @@ class PageAnalysis:
     scale: float
     timings: dict[str, float] = field(default_factory=dict)
     line_infos: list[LineInfo] = field(default_factory=list)
+    orientation: int = 0
+    """Degrees (counter-clockwise, 0/90/180/270) the page was turned to be read upright."""
 
 
 def _safe_cv(values: np.ndarray) -> float:
@@ -425,10 +428,90 @@ def _line_confidences(words: list[OcrWord], spans: list[tuple[int, int]]) -> np.
     return np.array(_per_span(words, spans)[0])
 
 
+# --------------------------------------------------------------------------- orientation
+ORIENT_MARGIN = 15.0
+"""A turned reading must beat the page as given by this many median-confidence points."""
+UPSIDE_DOWN_SUSPECT = 0.8
+"""Ink above the x-height band over ink below it; upright Latin text has more above (ascenders,
+capitals, digits): IAM 1.9-3, FUNSD mostly 1-4. Below this the page may be upside down."""
+
+
+def ascender_ratio(ink: np.ndarray, lines: list[Line]) -> float:
+    """Ink above each line's core (x-height) band over ink below it, summed over the lines."""
+    above = below = 0.0
+    for ln in lines:
+        profile = ink[ln.y0 : ln.y1, ln.x0 : ln.x1].sum(axis=1).astype(np.float64)
+        if profile.size < 3 or profile.max() <= 0:
+            continue
+        core = np.flatnonzero(profile >= 0.5 * profile.max())
+        above += float(profile[: core.min()].sum())
+        below += float(profile[core.max() + 1 :].sum())
+    return above / max(below, 1.0)
+
+
+def looks_sideways(comps: Components) -> bool:
+    """Component centres line up more sharply in columns than in rows: text runs vertically."""
+    if len(comps) < 10:
+        return False
+    cx = (comps.x0 + comps.x1) / 2.0
+    cy = (comps.y0 + comps.y1) / 2.0
+    step = LAYOUT_HEIGHT / 3
+
+    def sharpness(v: np.ndarray) -> float:
+        counts = np.bincount(((v - v.min()) / step).astype(np.int64)).astype(np.float64)
+        return float((counts**2).sum())
+
+    return sharpness(cx) > 1.2 * sharpness(cy)
+
+
+def _turn_box(
+    box: tuple[int, int, int, int], k: int, shape: tuple[int, int]
+) -> tuple[int, int, int, int]:
+    """A box on ``np.rot90(page, k)`` as a box on ``page`` (``shape``: the page's height, width)."""
+    x0, y0, x1, y1 = box
+    h, w = shape
+    if k % 4 == 1:
+        return (w - y1, x0, w - y0, x1)
+    if k % 4 == 2:
+        return (w - x1, h - y1, w - x0, h - y0)
+    if k % 4 == 3:
+        return (y0, h - x1, y1, h - x0)
+    return box
+
+
 # ---------------------------------------------------------------------------------- page
 def analyse_page(grey: np.ndarray, ocr: OcrSettings | None = None) -> PageAnalysis:
-    """Compute every feature of one greyscale page (uint8, 255 = paper)."""
+    """Compute every feature of one greyscale page (uint8, 255 = paper).
+
+    A page that looks upside down (more ink below its lines' x-height band than above) or
+    sideways (text in columns) is also read turned; the turn whose OCR is clearly more confident
+    (by ORIENT_MARGIN median points) wins, and line boxes are mapped back to the page as given.
+    """
     ocr = ocr or OcrSettings()
+    first, turns = _analyse(grey, ocr)
+    if not turns or not ocr.enabled:
+        return first
+    best, best_k = first, 0
+    for k in turns:
+        alt, _ = _analyse(np.ascontiguousarray(np.rot90(grey, k)), ocr)
+        margin = alt.features["ocr_conf_median"] - best.features["ocr_conf_median"]
+        if alt.features["empty"] == 0.0 and margin >= (ORIENT_MARGIN if best_k == 0 else 0.0):
+            best, best_k = alt, k
+    if best_k == 0:
+        return first
+    shape = (int(grey.shape[0]), int(grey.shape[1]))
+    best.line_infos = [
+        LineInfo(bbox=_turn_box(i.bbox, best_k, shape), features=i.features)
+        for i in best.line_infos
+    ]
+    best.orientation = 90 * best_k
+    for key, value in first.timings.items():
+        best.timings[key] = best.timings.get(key, 0.0) + value
+    return best
+
+
+def _analyse(grey: np.ndarray, ocr: OcrSettings) -> tuple[PageAnalysis, list[int]]:
+    """The analysis of the page as it is, and the quarter turns worth trying (maybe none)."""
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     norm = normalise(grey)
@@ -436,10 +519,16 @@ def analyse_page(grey: np.ndarray, ocr: OcrSettings | None = None) -> PageAnalys
     lines = group_lines(comps)
     t1 = time.perf_counter()
     timings["normalise"] = t1 - t0
+    turns: list[int] = []
+    if looks_sideways(comps):
+        turns = [1, 3]
+    elif len(lines) >= 3 and ascender_ratio(norm.ink, lines) < UPSIDE_DOWN_SUSPECT:
+        turns = [2]
     if len(comps) < 5 or not lines:
         features = dict.fromkeys(FEATURE_NAMES, 0.0)
         features["empty"] = 1.0
-        return PageAnalysis(features=features, lines=lines, scale=norm.scale, timings=timings)
+        empty = PageAnalysis(features=features, lines=lines, scale=norm.scale, timings=timings)
+        return empty, turns
     crops = line_crops(norm, lines)
     features = regularity_features(lines, [crop_components(c, norm.threshold) for c in crops])
     t2 = time.perf_counter()
@@ -457,9 +546,10 @@ def analyse_page(grey: np.ndarray, ocr: OcrSettings | None = None) -> PageAnalys
     timings["lines"] = time.perf_counter() - t4
     features["empty"] = 0.0
     ordered = {name: float(np.nan_to_num(features[name])) for name in FEATURE_NAMES}
-    return PageAnalysis(
+    analysis = PageAnalysis(
         features=ordered, lines=lines, scale=norm.scale, timings=timings, line_infos=infos
     )
+    return analysis, turns
 
 
 def page_features(grey: np.ndarray, ocr: OcrSettings | None = None) -> dict[str, float]:
