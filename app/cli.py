@@ -119,6 +119,8 @@ def _row(path: Path, v: Any, *, with_lines: bool) -> dict[str, Any]:
         "label": v.label,
         "p_handwritten": round(v.p_handwritten, 4),
         "handwritten_share": None if share is None else round(share, 4),
+        "orientation": v.orientation,
+        "skew": round(v.skew, 2),
     }
     if with_lines:
         row["lines"] = [
@@ -161,7 +163,16 @@ def _print_rows(rows: list[dict[str, Any]], fmt: str) -> None:
         return
     if fmt == "csv":
         buf = io.StringIO()
-        fields = ["path", "page", "label", "p_handwritten", "handwritten_share", "bbox"]
+        fields = [
+            "path",
+            "page",
+            "label",
+            "p_handwritten",
+            "handwritten_share",
+            "orientation",
+            "skew",
+            "bbox",
+        ]
         writer = csv.DictWriter(buf, fieldnames=fields, extrasaction="ignore")
         writer.writeheader()
         for r in rows:
@@ -186,6 +197,8 @@ def _print_rows(rows: list[dict[str, Any]], fmt: str) -> None:
         extra = f"  {r['error']}" if "error" in r else ""
         if r.get("handwritten_share") is not None:
             extra += f"  (handwritten share {r['handwritten_share']:.2f})"
+        if r.get("orientation"):
+            extra += f"  (read turned {r['orientation']}°)"
         lines.append(f"{r['path']:<{width}}  {page:>4}  {r['label']:<11}  {p}{extra}")
         for ln in r.get("lines", []):
             box = ",".join(map(str, ln["bbox"]))

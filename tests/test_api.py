@@ -277,3 +277,15 @@ def test_a_dead_worker_gets_503_and_fresh_workers(settings: Settings) -> None:
         r = post(c, data, "page.png")
         assert r.status_code == 200, r.text
         assert r.json()["pages"][0]["label"] in ("typed", "handwritten", "mixed")
+
+
+def test_page_sent_upside_down_reports_its_orientation(client: TestClient) -> None:
+    upright = typed_page(150, seed=5)
+    r = post(client, encode(np.ascontiguousarray(upright[::-1, ::-1]), "PNG"), "flipped.png")
+    assert r.status_code == 200, r.text
+    page = r.json()["pages"][0]
+    assert page["label"] == "typed"
+    assert page["orientation"] == 180
+    assert page["skew"] == 0.0
+    r = post(client, encode(upright, "PNG"), "upright.png")
+    assert r.json()["pages"][0]["orientation"] == 0

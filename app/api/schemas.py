@@ -45,6 +45,16 @@ class PageResult(BaseModel):
     width: int = Field(description="page width in pixels as rendered/decoded")
     height: int
     dpi: float | None = Field(description="PDF render DPI or image DPI metadata, if known")
+    orientation: int = Field(
+        default=0,
+        description="degrees (0, 90, 180, 270) the page as sent was turned counter-clockwise to "
+        "be read upright",
+    )
+    skew: float = Field(
+        default=0.0,
+        description="degrees the upright page was then turned counter-clockwise to straighten its "
+        "lines (0 below 0.5)",
+    )
     elapsed_ms: float
     lines: list[LineResult] | None = Field(
         default=None, description="every text line, when the request asked lines=true"

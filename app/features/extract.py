@@ -111,6 +111,8 @@ class PageAnalysis:
     line_infos: list[LineInfo] = field(default_factory=list)
     orientation: int = 0
     """Degrees (counter-clockwise, 0/90/180/270) the page was turned to be read upright."""
+    skew: float = 0.0
+    """Degrees (counter-clockwise) the upright page was then turned to straighten its lines."""
 
 
 def _safe_cv(values: np.ndarray) -> float:
@@ -547,7 +549,12 @@ def _analyse(grey: np.ndarray, ocr: OcrSettings) -> tuple[PageAnalysis, list[int
     features["empty"] = 0.0
     ordered = {name: float(np.nan_to_num(features[name])) for name in FEATURE_NAMES}
     analysis = PageAnalysis(
-        features=ordered, lines=lines, scale=norm.scale, timings=timings, line_infos=infos
+        features=ordered,
+        lines=lines,
+        scale=norm.scale,
+        timings=timings,
+        line_infos=infos,
+        skew=norm.skew,
     )
     return analysis, turns
 

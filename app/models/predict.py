@@ -52,16 +52,19 @@ class PageVerdict:
     empty: bool
     handwritten_share: float | None = None
     lines: list[LineVerdict] = field(default_factory=list)
+    orientation: int = 0
+    skew: float = 0.0
 
 
 def _featurise(
     args: tuple[np.ndarray, OcrSettings],
-) -> tuple[list[float], list[LineInfo], float]:
+) -> tuple[list[float], list[LineInfo], float, tuple[int, float]]:
     image, ocr = args
     t0 = time.perf_counter()
     analysis = analyse_page(image, ocr)
     feats = [analysis.features[n] for n in FEATURE_NAMES]
-    return feats, analysis.line_infos, 1000 * (time.perf_counter() - t0)
+    turned = (analysis.orientation, analysis.skew)
+    return feats, analysis.line_infos, 1000 * (time.perf_counter() - t0), turned
 
 
 def final_label(p_page: float, share: float | None, band: tuple[float, float] | None) -> str:
@@ -124,7 +127,7 @@ def classify_pages(
     proba = version.predict(x, algorithm)
     empty_col = FEATURE_NAMES.index("empty")
     verdicts = []
-    for page, (feats, infos, ms), p in zip(pages, rows, proba, strict=True):
+    for page, (feats, infos, ms, (orientation, skew)), p in zip(pages, rows, proba, strict=True):
         empty = feats[empty_col] > 0.5
         lines, share = ([], None) if empty else _lines(version, infos)
         label = LABEL_EMPTY if empty else final_label(float(p), share, version.mixed_band)
@@ -141,6 +144,8 @@ def classify_pages(
                 empty=bool(empty),
                 handwritten_share=share,
                 lines=lines,
+                orientation=orientation,
+                skew=skew,
             )
         )
     return verdicts

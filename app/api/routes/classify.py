@@ -156,6 +156,8 @@ async def classify(
                 width=v.width,
                 height=v.height,
                 dpi=v.dpi,
+                orientation=v.orientation,
+                skew=round(v.skew, 2),
                 elapsed_ms=round(v.elapsed_ms, 1),
             )
             for v, page in zip(verdicts, pages, strict=True)
