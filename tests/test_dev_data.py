@@ -127,23 +127,32 @@ def test_iam_overlay_header_lines_typed_body_lines_handwritten(
     assert verdict.handwritten_share is not None and verdict.handwritten_share > 0.4
 
 
+def _labels_when_transformed(
+    model: ModelVersion, docs: list[Any], per_source: int, transform: Any
+) -> tuple[list[str], list[str]]:
+    """(predicted, true) labels of held-out IAM and FUNSD pages after ``transform(image)``."""
+    from app.documents import Page, load_pages
+    from app.models.predict import classify_pages
+
+    picks = [d for d in docs if d.source.startswith("iam")][:per_source]
+    picks += [d for d in docs if d.source == "funsd"][:per_source]
+    pages = [
+        Page(image=transform(load_pages(doc.path)[0].image), number=1, dpi=None) for doc in picks
+    ]
+    return [v.label for v in classify_pages(pages, model)], [d.label for d in picks]
+
+
 @pytest.mark.parametrize("degrees", [-7.0, 5.0])
 def test_default_model_survives_crooked_scans(
     default_model: ModelVersion, dev_test_docs: list[Any], degrees: float
 ) -> None:
     """Held-out pages turned as a careless scan or a phone photo would be keep their label."""
-    from app.documents import Page, load_pages
-    from app.models.predict import classify_pages
     from app.training.augment import turn
 
-    picks = [d for d in dev_test_docs if d.source.startswith("iam")][:4]
-    picks += [d for d in dev_test_docs if d.source == "funsd"][:4]
-    pages = []
-    for doc in picks:
-        page = load_pages(doc.path)[0]
-        pages.append(Page(image=turn(page.image, degrees), number=1, dpi=page.dpi))
-    verdicts = classify_pages(pages, default_model)
-    assert [v.label for v in verdicts] == [d.label for d in picks]
+    predicted, truth = _labels_when_transformed(
+        default_model, dev_test_docs, 4, lambda image: turn(image, degrees)
+    )
+    assert predicted == truth
 
 
 @pytest.mark.parametrize("quarter_turns", [1, 2])
@@ -151,16 +160,10 @@ def test_default_model_reads_pages_fed_sideways_or_upside_down(
     default_model: ModelVersion, dev_test_docs: list[Any], quarter_turns: int
 ) -> None:
     """A page scanned upside down or photographed sideways is read the right way up."""
-    from app.documents import Page, load_pages
-    from app.models.predict import classify_pages
-
-    picks = [d for d in dev_test_docs if d.source.startswith("iam")][:3]
-    picks += [d for d in dev_test_docs if d.source == "funsd"][:3]
-    pages = []
-    for doc in picks:
-        image = load_pages(doc.path)[0].image
-        pages.append(
-            Page(image=np.ascontiguousarray(np.rot90(image, quarter_turns)), number=1, dpi=None)
-        )
-    verdicts = classify_pages(pages, default_model)
-    assert [v.label for v in verdicts] == [d.label for d in picks]
+    predicted, truth = _labels_when_transformed(
+        default_model,
+        dev_test_docs,
+        3,
+        lambda image: np.ascontiguousarray(np.rot90(image, quarter_turns)),
+    )
+    assert predicted == truth
