@@ -422,3 +422,41 @@ def test_default_algorithm_is_chosen_on_cv_with_a_tie_rule() -> None:
     y = np.array([1, 0, 1])
     assert log_loss(y, np.array([0.9, 0.1, 0.8])) < log_loss(y, np.array([0.6, 0.4, 0.5]))
     assert np.isfinite(log_loss(y, np.array([0.0, 1.0, 0.0])))
+
+
+def test_concat_rows_joins_every_column() -> None:
+    from app.training.lines import LineRows
+    from app.training.rows import concat_rows
+    from app.training.train import Rows
+
+    a = Rows(
+        np.ones((2, 3)),
+        np.array([0, 1]),
+        np.array(["g", "h"]),
+        np.array(["s", "s"]),
+        np.zeros((2, 3)),
+        [("p", 1), ("q", 1)],
+    )
+    b = Rows(
+        np.zeros((1, 3)),
+        np.array([1]),
+        np.array(["k"]),
+        np.array(["t"]),
+        np.ones((1, 3)),
+        [("r", 2)],
+    )
+    c = concat_rows(a, b)
+    assert c.x.shape == (3, 3) and c.geometry.shape == (3, 3)
+    assert c.y.tolist() == [0, 1, 1] and c.groups.tolist() == ["g", "h", "k"]
+    assert c.keys == [("p", 1), ("q", 1), ("r", 2)]
+    lines = LineRows(
+        np.ones((1, 2)),
+        np.array([1]),
+        np.array(["g"]),
+        np.array(["s"]),
+        np.array([5.0]),
+        [("p", 1)],
+    )
+    both = lines.extend(lines, page_prefix="aug:")
+    assert both.x.shape == (2, 2) and both.areas.tolist() == [5.0, 5.0]
+    assert both.pages == [("p", 1), ("aug:p", 1)]

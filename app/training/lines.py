@@ -9,7 +9,7 @@ therefore label noise among its "typed" lines, which is why line metrics are rep
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -21,6 +21,7 @@ from app.models.classifiers import make_model
 from app.training.dataset import Document
 from app.training.featurize import Job
 from app.training.metrics import classification_metrics
+from app.training.rows import concat_rows
 
 LINE_PARAMS: dict[str, Any] = {"depth": 6, "learning_rate": 0.05, "iterations": 400}
 MIXED_BOUNDS = (0.2, 0.5)
@@ -39,14 +40,8 @@ class LineRows:
 
     def extend(self, other: LineRows, *, page_prefix: str) -> LineRows:
         """These rows followed by ``other``'s, whose page keys get ``page_prefix``."""
-        return LineRows(
-            x=np.vstack([self.x, other.x]),
-            y=np.concatenate([self.y, other.y]),
-            groups=np.concatenate([self.groups, other.groups]),
-            sources=np.concatenate([self.sources, other.sources]),
-            areas=np.concatenate([self.areas, other.areas]),
-            pages=self.pages + [(page_prefix + k[0], k[1]) for k in other.pages],
-        )
+        renamed = replace(other, pages=[(page_prefix + k[0], k[1]) for k in other.pages])
+        return concat_rows(self, renamed)
 
 
 def line_rows(

@@ -40,6 +40,7 @@ from app.training.lines import (
 )
 from app.training.metrics import balanced_accuracy, classification_metrics, mcnemar
 from app.training.report import write_reports
+from app.training.rows import concat_rows
 
 log = logging.getLogger(__name__)
 
@@ -145,17 +146,6 @@ def _rows(
         sources=np.array(sources),
         geometry=np.array(geo, dtype=np.float64).reshape(-1, 3),
         keys=keys,
-    )
-
-
-def _concat(a: Rows, b: Rows) -> Rows:
-    return Rows(
-        x=np.vstack([a.x, b.x]),
-        y=np.concatenate([a.y, b.y]),
-        groups=np.concatenate([a.groups, b.groups]),
-        sources=np.concatenate([a.sources, b.sources]),
-        geometry=np.vstack([a.geometry, b.geometry]),
-        keys=a.keys + b.keys,
     )
 
 
@@ -361,10 +351,10 @@ def train(
     tr = _rows(train_docs, train_jobs, results)
     tr_all = tr
     if aug_jobs:
-        tr_all = _concat(tr_all, _rows(train_docs, aug_jobs, results))
+        tr_all = concat_rows(tr_all, _rows(train_docs, aug_jobs, results))
     if split_iam:
-        tr_all = _concat(tr_all, _rows(iam_train, part_jobs[0], results, label="typed"))
-        tr_all = _concat(tr_all, _rows(iam_train, part_jobs[1], results, label="handwritten"))
+        tr_all = concat_rows(tr_all, _rows(iam_train, part_jobs[0], results, label="typed"))
+        tr_all = concat_rows(tr_all, _rows(iam_train, part_jobs[1], results, label="handwritten"))
     te = _rows(test_docs, test_jobs, results)
     te_rob = _rows(test_docs, robust_jobs, results)
     if te.y.size == 0 or len(np.unique(tr_all.y)) < 2:
