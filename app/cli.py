@@ -217,6 +217,8 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
     from app.training.train import TrainConfig, train
 
     cfg = TrainConfig(
+        loso=args.loso,
+        loso_progress=ProgressBar("leave-one-source-out folds") if args.loso else None,
         algorithms=tuple(a.strip() for a in args.algorithms.split(",") if a.strip()),
         seed=args.seed,
         test_size=args.test_size,
@@ -239,6 +241,10 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
     )
     _out(f"model version {result.version_id} written to {result.path}")
     _out(results_table(result.report))
+    if result.report.get("loso"):
+        from app.training.loso import loso_table
+
+        _out(loso_table(result.report["loso"]))
     if args.activate:
         Registry(out, settings.default_model_dir).activate(result.version_id)
         _out(f"activated {result.version_id}")
@@ -251,6 +257,8 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
     from app.training.evaluate import evaluate, summary_table
     from app.training.featurize import ProgressBar
 
+    if args.loso:
+        return _evaluate_loso(args, settings)
     version = _load_model(settings, args.model)
     summary = evaluate(
         Path(args.data),
@@ -263,6 +271,34 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
         progress=ProgressBar("features"),
     )
     _out(json.dumps(summary, indent=2) if args.json else summary_table(summary))
+    return 0
+
+
+def _evaluate_loso(args: argparse.Namespace, settings: Settings) -> int:
+    from app.training.evaluate import loso_evaluate
+    from app.training.featurize import ProgressBar
+    from app.training.fold import FitOptions
+    from app.training.loso import loso_table
+
+    if args.model or args.split != "all":
+        raise AppError("--loso evaluates the training procedure: it takes no --model or --split")
+    jobs = args.jobs or settings.workers
+    summary = loso_evaluate(
+        Path(args.data),
+        opts=FitOptions(threads=1),
+        cache_dir=settings.cache_dir,
+        workers=jobs,
+        lang=args.lang or settings.ocr_lang,
+        fullpage=args.fullpage_baseline,
+        sources=[s.strip() for s in args.sources.split(",") if s.strip()] if args.sources else None,
+        out=Path(args.out) if args.out else None,
+        progress=ProgressBar("features"),
+        fold_progress=ProgressBar("leave-one-source-out folds"),
+    )
+    if args.json:
+        _out(json.dumps({k: v for k, v in summary.items() if k != "pages"}, indent=2))
+    else:
+        _out(loso_table(summary))
     return 0
 
 
@@ -391,10 +427,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-augment", action="store_true")
     p.add_argument(
         "--iam-header",
-        choices=["split", "keep", "crop"],
+        choices=["split", "keep"],
         default="split",
         help="IAM forms: whole pages plus header (typed) and body (handwritten) parts [split], "
-        "whole pages only [keep], or the body only [crop]",
+        "or whole pages only [keep]",
+    )
+    p.add_argument(
+        "--loso",
+        action="store_true",
+        help="also run the leave-one-source-out evaluation (one fit per source) into the report",
     )
     p.add_argument(
         "--no-fullpage-baseline", action="store_true", help="skip the slow full-page OCR reference"
@@ -414,7 +455,21 @@ def build_parser() -> argparse.ArgumentParser:
         default="all",
         help="'test': only the documents the model's own split held out",
     )
-    p.add_argument("--out", help="folder for report.json / report.md")
+    p.add_argument(
+        "--loso",
+        action="store_true",
+        help="leave-one-source-out: train on all sources but one, score it, for every source "
+        "(no --model: the training procedure itself is evaluated)",
+    )
+    p.add_argument(
+        "--sources", help="with --loso: comma-separated sources to leave out (default: all)"
+    )
+    p.add_argument(
+        "--fullpage-baseline",
+        action="store_true",
+        help="with --loso: add the full-page tesseract reference (slow on a cold cache)",
+    )
+    p.add_argument("--out", help="folder for report.json / report.md (loso.json, loso.md)")
     p.add_argument("--json", action="store_true")
     p.add_argument("--lang")
     p.add_argument("--jobs", type=int)

@@ -101,3 +101,43 @@ def make_folder_dataset(root: Path, *, n_per_class: int = 6, dpi: int = 100) -> 
         else:
             (root / "typed" / f"t{i}.png").write_bytes(encode(typed_page(dpi, seed=i), "PNG"))
     return root
+
+
+def mixed_page(dpi: int = 100, *, seed: int = 0) -> np.ndarray:
+    """A printed page whose lower half is filled in by hand (typed top, handwritten bottom)."""
+    top = typed_page(dpi, seed=seed)
+    bottom = handwritten_page(dpi, seed=seed)
+    h = top.shape[0]
+    page = top.copy()
+    page[h // 2 :] = bottom[: h - h // 2]
+    return page
+
+
+def make_manifest_dataset(root: Path, *, per_source: int = 3, dpi: int = 100) -> Path:
+    """A manifest.csv over five generated sources: two typed, two handwritten, one mixed.
+
+    Each typed/handwritten source holds ``per_source`` pages of distinct groups; the mixed source
+    holds two pages. Returns the manifest's path.
+    """
+    root.mkdir(parents=True, exist_ok=True)
+    rows = ["path,label,source,group,split"]
+    makers = {
+        "print_a": ("typed", lambda s: typed_page(dpi, seed=s)),
+        "print_b": ("typed", lambda s: typed_page(int(dpi * 1.5), seed=s + 50)),
+        "hand_a": ("handwritten", lambda s: handwritten_page(dpi, seed=2 * s)),
+        "hand_b": ("handwritten", lambda s: handwritten_page(int(dpi * 1.5), seed=2 * s + 1)),
+    }
+    for source, (label, make) in makers.items():
+        (root / source).mkdir(exist_ok=True)
+        for i in range(per_source):
+            name = f"{source}/{i}.png"
+            (root / name).write_bytes(encode(make(i + 1), "PNG"))
+            rows.append(f"{name},{label},{source},{source}:{i},")
+    (root / "forms").mkdir(exist_ok=True)
+    for i in range(2):
+        name = f"forms/{i}.png"
+        (root / name).write_bytes(encode(mixed_page(dpi, seed=i + 7), "PNG"))
+        rows.append(f"{name},mixed,forms,forms:{i},")
+    manifest = root / "manifest.csv"
+    manifest.write_text("\n".join(rows) + "\n")
+    return manifest

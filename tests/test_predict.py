@@ -1,28 +1,64 @@
-"""The page label rule: page model + handwritten share -> handwritten, typed or mixed."""
+"""The page label rule: page probability + handwritten share -> handwritten, typed or mixed."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
-from app.models.predict import LABEL_MIXED, PageVerdict, document_label, final_label
+from app.models.predict import PageVerdict, document_label, final_label
+from app.models.verdict import LABEL_MIXED, MIXED_MIN_SHARE, VerdictRule, fit_rule, labels_of
+
+RULE = VerdictRule(a=1.0, b=4.0, c=0.0)
 
 
 @pytest.mark.parametrize(
     ("p", "share", "label"),
     [
-        (0.9, 0.8, "handwritten"),
-        (0.9, 0.3, LABEL_MIXED),  # called handwritten, but most of the text is typed
-        (0.1, 0.05, "typed"),
-        (0.1, 0.8, LABEL_MIXED),  # the bug the rule prevents: typed with 80 % handwriting
-        (0.1, None, "typed"),
+        (0.9, 0.85, "handwritten"),  # a handwritten letter under a printed letterhead
+        (0.1, 0.05, "typed"),  # a typed page with a signature
+        (0.1, 0.5, LABEL_MIXED),  # half the text area each way: a form filled in by hand
+        (0.9, 0.31, LABEL_MIXED),
+        (0.6, 0.1, "typed"),  # an unsure page model, almost no handwritten line: typed
+        (0.4, 0.9, "handwritten"),  # and the other way round
+        (0.1, None, "typed"),  # no text line: the page model alone
+        (0.1, float("nan"), "typed"),
     ],
 )
 def test_final_label(p: float, share: float | None, label: str) -> None:
-    assert final_label(p, share, (0.25, 0.35)) == label
+    assert final_label(p, share, RULE) == label
 
 
-def test_without_a_line_model_the_page_model_decides() -> None:
-    assert final_label(0.1, 0.9, None) == "typed"
+def test_mixed_is_a_definition_of_shares_not_a_disagreement() -> None:
+    m = MIXED_MIN_SHARE
+    for p in (0.01, 0.5, 0.99):
+        assert RULE.label(p, m) == LABEL_MIXED
+        assert RULE.label(p, 1 - m) == LABEL_MIXED
+        assert RULE.label(p, m - 0.01) != LABEL_MIXED
+        assert RULE.label(p, 1 - m + 0.01) != LABEL_MIXED
+
+
+def test_the_default_rule_is_the_page_model_alone() -> None:
+    rule = VerdictRule.from_dict(None)
+    assert rule.label(0.2, 0.9) == "typed"
+    assert rule.label(0.7, 0.1) == "handwritten"
+    assert rule.score(0.7, None) == pytest.approx(0.7)
+    assert VerdictRule.from_dict(RULE.as_dict()) == RULE
+
+
+def test_fit_rule_learns_from_both_kinds_of_evidence() -> None:
+    rng = np.random.default_rng(0)
+    y = np.repeat([0, 1], 200)
+    # the page model is noisy; the share separates the classes better
+    p = np.clip(0.5 + (y - 0.5) * 0.3 + rng.normal(0, 0.25, y.size), 0.01, 0.99)
+    share = np.clip(np.where(y == 1, 0.85, 0.08) + rng.normal(0, 0.08, y.size), 0, 1)
+    rule = fit_rule(p, share, y)
+    assert rule.a > 0 and rule.b > 0
+    pure = (share < MIXED_MIN_SHARE) | (share > 1 - MIXED_MIN_SHARE)
+    labels = labels_of(rule, p, share)
+    truth = np.where(y == 1, "handwritten", "typed")
+    alone = np.where(p >= 0.5, "handwritten", "typed")
+    assert np.mean(labels[pure] == truth[pure]) > np.mean(alone[pure] == truth[pure])
+    assert fit_rule(p[:10], share[:10], np.zeros(10, int)) == VerdictRule()
 
 
 def _verdict(label: str, empty: bool = False) -> PageVerdict:

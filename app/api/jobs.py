@@ -98,6 +98,7 @@ class JobManager:
             seed=request.seed,
             test_size=request.test_size,
             augment=request.augment,
+            loso=request.loso,
             fullpage_baseline=False,
             lang=settings.ocr_lang,
             ocr_timeout=settings.ocr_timeout,
@@ -122,6 +123,10 @@ class JobManager:
                 for algo, res in result.report["algorithms"].items()
             }
             metrics["references"] = result.report["references"]
+            loso = result.report.get("loso")
+            if loso:
+                for algo in result.report["algorithms"]:
+                    metrics[algo]["loso"] = loso["scorers"][algo]["overall"]
             self._update(
                 job_id,
                 status="succeeded",

@@ -142,6 +142,11 @@ class TrainRequest(BaseModel):
     seed: int = 42
     activate: bool = False
     augment: bool = True
+    loso: bool = Field(
+        default=False,
+        description="also evaluate leave-one-source-out (needs at least 3 sources; one fit "
+        "per source): the metrics then hold a `loso` entry per algorithm",
+    )
 
 
 class JobStatus(BaseModel):

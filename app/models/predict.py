@@ -1,9 +1,8 @@
 """Pages -> verdicts with a loaded model version: page label, line verdicts, handwritten share.
 
-The page label comes from the page model, and becomes ``mixed`` when the line verdicts disagree
-with it substantially: a page called typed whose handwritten share is at least L, or a page called
-handwritten whose share is at most H (L and H were chosen on training pages and are stored with the
-model). So a label never stands beside a share that contradicts it.
+The page label comes from the version's verdict rule (:mod:`app.models.verdict`): ``mixed`` when
+typed and handwritten lines each hold a substantial share of the text-line area, otherwise
+handwritten or typed from the page probability and the handwritten share together.
 """
 
 from __future__ import annotations
@@ -21,10 +20,8 @@ from app.errors import WorkerCrashedError
 from app.features import FEATURE_NAMES, OcrSettings, analyse_page
 from app.features.lines import LineInfo
 from app.models.registry import ModelVersion
+from app.models.verdict import LABEL_HANDWRITTEN, LABEL_MIXED, LABEL_TYPED, VerdictRule
 
-LABEL_HANDWRITTEN = "handwritten"
-LABEL_TYPED = "typed"
-LABEL_MIXED = "mixed"
 LABEL_EMPTY = "empty"
 
 
@@ -67,17 +64,9 @@ def _featurise(
     return feats, analysis.line_infos, 1000 * (time.perf_counter() - t0), turned
 
 
-def final_label(p_page: float, share: float | None, band: tuple[float, float] | None) -> str:
+def final_label(p_page: float, share: float | None, rule: VerdictRule) -> str:
     """The page label from the page probability and the handwritten share (see module doc)."""
-    base = LABEL_HANDWRITTEN if p_page >= 0.5 else LABEL_TYPED
-    if share is None or band is None:
-        return base
-    low, high = band
-    if base == LABEL_TYPED and share >= low:
-        return LABEL_MIXED
-    if base == LABEL_HANDWRITTEN and share <= high:
-        return LABEL_MIXED
-    return base
+    return rule.label(p_page, share)
 
 
 def _lines(
@@ -125,18 +114,20 @@ def classify_pages(
         return []
     x = np.array([r[0] for r in rows], dtype=np.float64)
     proba = version.predict(x, algorithm)
+    rule = version.verdict_rule(algorithm)
     empty_col = FEATURE_NAMES.index("empty")
     verdicts = []
     for page, (feats, infos, ms, (orientation, skew)), p in zip(pages, rows, proba, strict=True):
         empty = feats[empty_col] > 0.5
         lines, share = ([], None) if empty else _lines(version, infos)
-        label = LABEL_EMPTY if empty else final_label(float(p), share, version.mixed_band)
+        label = LABEL_EMPTY if empty else final_label(float(p), share, rule)
+        q = rule.score(float(p), share)
         verdicts.append(
             PageVerdict(
                 page=page.number,
                 label=label,
-                confidence=float(max(p, 1 - p)),
-                p_handwritten=float(p),
+                confidence=float(max(q, 1 - q)),
+                p_handwritten=float(q),
                 width=page.width,
                 height=page.height,
                 dpi=page.dpi,

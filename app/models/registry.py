@@ -27,6 +27,7 @@ from catboost import CatBoostClassifier
 
 from app.errors import ModelError, ModelIntegrityError, ModelNotFoundError
 from app.features import FEATURE_NAMES, FEATURE_VERSION
+from app.models.verdict import VerdictRule
 from app.models.classifiers import ALGORITHMS, ProbaModel, proba_handwritten
 
 log = logging.getLogger(__name__)
@@ -71,11 +72,10 @@ class ModelVersion:
     models: dict[str, ProbaModel]
     line_model: ProbaModel | None = None
 
-    @property
-    def mixed_band(self) -> tuple[float, float] | None:
-        """(L, H) of the mixed rule, when the version has a line model."""
-        band = self.metadata.get("mixed_band")
-        return (float(band[0]), float(band[1])) if band and self.line_model else None
+    def verdict_rule(self, algorithm: str | None = None) -> VerdictRule:
+        """How page probability and handwritten share make the page label, for ``algorithm``."""
+        rules = self.metadata.get("verdict_rules") or {}
+        return VerdictRule.from_dict(rules.get(algorithm or self.default_algorithm))
 
     def predict_lines(self, x: np.ndarray) -> np.ndarray | None:
         """Probability of handwritten for each line row (None without a line model)."""

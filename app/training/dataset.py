@@ -15,8 +15,14 @@ from app.models.registry import sha256_file
 
 log = logging.getLogger(__name__)
 
-LABELS = ("handwritten", "typed")
+LABELS = ("handwritten", "typed", "mixed")
+"""Page labels: ``mixed`` is a page with substantial typed text and substantial handwriting (a
+printed form or register filled in by hand); the page model learns from the two pure labels."""
+PURE_LABELS = ("handwritten", "typed")
 LABEL_ALIASES = {
+    "mixed": "mixed",
+    "mixte": "mixed",
+    "filled": "mixed",
     "handwritten": "handwritten",
     "handwriting": "handwritten",
     "manuscrit": "handwritten",
@@ -31,7 +37,7 @@ LABEL_ALIASES = {
 
 
 def normalise_label(name: str) -> str | None:
-    """Map a folder or manifest label to ``handwritten``/``typed`` (accents and case ignored)."""
+    """Map a folder or manifest label to one of :data:`LABELS` (accents and case ignored)."""
     key = name.strip().lower()
     if key in LABEL_ALIASES:
         return LABEL_ALIASES[key]

@@ -22,3 +22,16 @@ def concat_rows(a: T, b: T) -> T:
         else:
             joined[f.name] = list(left) + list(right)
     return type(a)(**joined)
+
+
+def select_rows(rows: T, mask: np.ndarray) -> T:
+    """The rows of ``rows`` where the boolean ``mask`` is true (arrays indexed, lists filtered)."""
+    mask = np.asarray(mask, dtype=bool)
+    picked: dict[str, Any] = {}
+    for f in dataclasses.fields(rows):  # type: ignore[arg-type]  # T is always a dataclass here
+        value = getattr(rows, f.name)
+        if isinstance(value, np.ndarray):
+            picked[f.name] = value[mask]
+        else:
+            picked[f.name] = [v for v, m in zip(value, mask, strict=True) if m]
+    return type(rows)(**picked)

@@ -1,0 +1,339 @@
+"""Fit everything a model version holds on a set of training sources, and apply it.
+
+One function, :func:`fit_fold`, serves the shipped model (all sources), the split figures (the
+training part) and every leave-one-source-out fold (all sources but one), so what is evaluated is
+exactly what is shipped. Within it, every choice is made on the training rows only:
+
+- **weights**: a source, not a page, is the unit. Each (source, label) cell of the training pages
+  gets the same total weight, then each label the same total, so 199 FUNSD forms count as one
+  source among the typed ones and the two classes stay balanced.
+- **hyper-parameters**: by cross-validation grouped by *source* (a source is never on both sides of
+  an inner fold), scored by the mean over sources of the page accuracy. With fewer than two sources
+  of each class (a user's two-folder dataset) the inner folds are grouped by document group.
+- **line model**: CatBoost on labelled lines, weighted the same way by source.
+- **verdict rule**: the combination of page probability and handwritten share is fitted on
+  out-of-fold page probabilities and shares of the training pages (same inner folds).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+
+import numpy as np
+from sklearn.model_selection import StratifiedGroupKFold
+
+from app.errors import DatasetError
+from app.models.classifiers import CATBOOST_GRID, SVM_GRID, make_model, proba_handwritten
+from app.models.verdict import VerdictRule, fit_rule
+from app.training.corpus import Corpus, PageLines, Rows, shares_for
+from app.training.lines import LINE_PARAMS, LineRows
+from app.training.rows import concat_rows, select_rows
+
+log = logging.getLogger(__name__)
+
+INNER_FOLDS = 4
+CV_TIE = 0.005
+"""Inner-CV scores closer than this do not tell two settings apart; lower log-loss decides."""
+
+
+@dataclass(frozen=True)
+class FitOptions:
+    """What a fold fit does."""
+
+    algorithms: tuple[str, ...] = ("catboost", "svm")
+    seed: int = 42
+    threads: int = 1
+    augment: bool = True
+    iam_parts: bool = True
+    line_model: bool = True
+    grids: dict[str, list[dict[str, Any]]] = field(
+        default_factory=lambda: {"catboost": CATBOOST_GRID, "svm": SVM_GRID}
+    )
+
+
+@dataclass
+class FoldModels:
+    """Everything fitted on one set of training sources."""
+
+    page_models: dict[str, Any]
+    params: dict[str, dict[str, Any]]
+    cv: dict[str, dict[str, Any]]
+    line_model: Any | None
+    rules: dict[str, VerdictRule]
+    cv_grouping: str
+    train_sources: list[str]
+
+
+def source_weights(sources: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Row weights: every (source, label) cell the same total, every label the same total.
+
+    Scaled to a mean weight of 1.
+    """
+    w = np.zeros(y.size, dtype=np.float64)
+    labels = np.unique(y)
+    for label in labels:
+        in_label = y == label
+        cells = np.unique(sources[in_label])
+        for s in cells:
+            cell = in_label & (sources == s)
+            w[cell] = 1.0 / (cell.sum() * len(cells) * len(labels))
+    return w * (y.size / w.sum()) if w.sum() > 0 else np.ones(y.size)
+
+
+def macro_source_accuracy(y: np.ndarray, pred: np.ndarray, sources: np.ndarray) -> float:
+    """Mean over sources of the accuracy on that source's rows."""
+    accs = [float(np.mean(pred[sources == s] == y[sources == s])) for s in np.unique(sources)]
+    return float(np.mean(accs)) if accs else 0.0
+
+
+def weighted_log_loss(y: np.ndarray, p: np.ndarray, w: np.ndarray) -> float:
+    """Weighted mean negative log-likelihood (probabilities clipped to [1e-6, 1 - 1e-6])."""
+    q = np.clip(p, 1e-6, 1 - 1e-6)
+    return float(-np.average(y * np.log(q) + (1 - y) * np.log(1 - q), weights=w))
+
+
+def _groups_for_cv(rows: Rows) -> tuple[np.ndarray, str]:
+    """Sources when each class has at least two, else document groups."""
+    per_class = [len(set(rows.sources[rows.y == k].tolist())) for k in (0, 1)]
+    if min(per_class) >= 2:
+        return rows.sources, "source"
+    return rows.groups, "group"
+
+
+def inner_folds(rows: Rows, seed: int) -> tuple[list[tuple[np.ndarray, np.ndarray]], str]:
+    """Stratified folds over sources (or groups); empty when the data cannot be split."""
+    groups, kind = _groups_for_cv(rows)
+    n_min = min(len(set(groups[rows.y == k].tolist())) for k in (0, 1))
+    k = min(INNER_FOLDS, n_min)
+    if k < 2:
+        return [], kind
+    splitter = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
+    return list(splitter.split(rows.x, rows.y, groups)), kind
+
+
+def _calibration_folds(
+    x: np.ndarray, y: np.ndarray, groups: np.ndarray, seed: int
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    n_min = min(len(set(groups[y == k].tolist())) for k in (0, 1))
+    k = min(3, n_min)
+    if k < 2:
+        raise DatasetError(
+            "too few documents to calibrate the SVM: each class needs documents from at "
+            "least 2 groups in the training part"
+        )
+    splitter = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
+    return list(splitter.split(x, y, groups))
+
+
+def fit_page_model(
+    algorithm: str, params: dict[str, Any], rows: Rows, weights: np.ndarray, opts: FitOptions
+) -> Any:
+    """One page model on weighted rows (the SVM calibrated on group folds of the same rows)."""
+    cv: list[tuple[np.ndarray, np.ndarray]] | int = 3
+    if algorithm == "svm":
+        cv = _calibration_folds(rows.x, rows.y, rows.groups, opts.seed)
+    model = make_model(
+        algorithm, params, seed=opts.seed, cv=cv, threads=opts.threads, balanced=False
+    )
+    model.fit(rows.x, rows.y, sample_weight=weights)
+    return model
+
+
+def of_docs(keys: list[tuple[str, int]], docs: set[str]) -> np.ndarray:
+    """Mask of the rows whose (sha256, page) key belongs to one of ``docs`` (sha256 values)."""
+    return np.array([k[0] in docs for k in keys], dtype=bool)
+
+
+def _training_rows(corpus: Corpus, train: set[str], opts: FitOptions) -> tuple[Rows, np.ndarray]:
+    """Pure original pages of the training documents, their augmented copies and IAM parts.
+
+    Also returns a mask of the original pages (the rows CV scores are computed on).
+    """
+    base = corpus.pages.pure()
+    base = base.where(of_docs(base.keys, train))
+    rows, is_orig = base, np.ones(base.y.size, dtype=bool)
+    extra = []
+    if opts.augment and corpus.aug.y.size:
+        extra.append(corpus.aug.where(of_docs(corpus.aug.keys, train)))
+    if opts.iam_parts and corpus.parts.y.size:
+        extra.append(corpus.parts.where(of_docs(corpus.parts.keys, train)))
+    for more in extra:
+        rows = concat_rows(rows, more)
+        is_orig = np.concatenate([is_orig, np.zeros(more.y.size, dtype=bool)])
+    return rows, is_orig
+
+
+def select_params(  # noqa: PLR0917 - internal, called once with all six
+    algorithm: str,
+    rows: Rows,
+    weights: np.ndarray,
+    is_orig: np.ndarray,
+    folds: list[tuple[np.ndarray, np.ndarray]],
+    opts: FitOptions,
+) -> tuple[dict[str, Any], list[dict[str, Any]], np.ndarray]:
+    """The grid setting with the best inner-CV macro source accuracy (ties: lower log-loss).
+
+    Returns it, the CV table and its out-of-fold probabilities on every row.
+    """
+    grid = opts.grids[algorithm]
+    table: list[dict[str, Any]] = []
+    oofs: list[np.ndarray] = []
+    for params in grid:
+        oof = np.full(rows.y.size, np.nan)
+        for tr, va in folds:
+            sub = rows.where(_mask(tr, rows.y.size))
+            if len(np.unique(sub.y)) < 2:
+                continue
+            try:
+                model = fit_page_model(algorithm, params, sub, weights[tr], opts)
+            except DatasetError:
+                continue  # an inner fold too small to calibrate the SVM
+            oof[va] = proba_handwritten(model, rows.x[va])
+        scored = is_orig & ~np.isnan(oof)
+        pred = (oof[scored] >= 0.5).astype(int)
+        table.append(
+            {
+                "params": params,
+                "cv_macro_source_accuracy": macro_source_accuracy(
+                    rows.y[scored], pred, rows.sources[scored]
+                )
+                if scored.any()
+                else 0.0,
+                "cv_log_loss": weighted_log_loss(rows.y[scored], oof[scored], weights[scored])
+                if scored.any()
+                else float("inf"),
+                "cv_pages": int(scored.sum()),
+            }
+        )
+        oofs.append(oof)
+    top = max(r["cv_macro_source_accuracy"] for r in table)
+    tied = [i for i, r in enumerate(table) if top - r["cv_macro_source_accuracy"] < CV_TIE]
+    best = min(tied, key=lambda i: table[i]["cv_log_loss"])
+    return dict(table[best]["params"]), table, oofs[best]
+
+
+def _mask(idx: np.ndarray, n: int) -> np.ndarray:
+    m = np.zeros(n, dtype=bool)
+    m[idx] = True
+    return m
+
+
+def line_weights(lines: LineRows) -> np.ndarray:
+    """Source weights for line rows."""
+    return source_weights(lines.sources, lines.y)
+
+
+def fit_line_model(lines: LineRows, opts: FitOptions) -> Any | None:
+    """The line model on weighted labelled lines (None when there are too few)."""
+    if lines.y.size < 20 or len(np.unique(lines.y)) < 2:
+        return None
+    model = make_model(
+        "catboost", LINE_PARAMS, seed=opts.seed, threads=opts.threads, balanced=False
+    )
+    model.fit(lines.x, lines.y, sample_weight=line_weights(lines))
+    return model
+
+
+def _lines_of(lines: LineRows, docs: set[str]) -> LineRows:
+    """The line rows of ``docs`` (sha256 values), augmented copies' lines included."""
+    keys = [(k[0].removeprefix("aug:"), k[1]) for k in lines.pages]
+    return select_rows(lines, of_docs(keys, docs))
+
+
+def fit_fold(corpus: Corpus, train_docs: set[str], opts: FitOptions) -> FoldModels:
+    """Fit page models, line model and verdict rules on ``train_docs`` (sha256 values).
+
+    See the module docstring for how each choice is made.
+    """
+    rows, is_orig = _training_rows(corpus, train_docs, opts)
+    if rows.y.size == 0 or len(np.unique(rows.y)) < 2:
+        raise DatasetError("the training sources hold pages of one class only")
+    weights = source_weights(rows.sources, rows.y)
+    folds, grouping = inner_folds(rows, opts.seed)
+    page_models: dict[str, Any] = {}
+    params: dict[str, dict[str, Any]] = {}
+    cv: dict[str, dict[str, Any]] = {}
+    oof_p: dict[str, np.ndarray] = {}
+    for algo in opts.algorithms:
+        if folds:
+            chosen, table, oof = select_params(algo, rows, weights, is_orig, folds, opts)
+        else:
+            chosen, table, oof = opts.grids[algo][0], [], np.full(rows.y.size, np.nan)
+        params[algo] = chosen
+        best = next((r for r in table if r["params"] == chosen), {})
+        cv[algo] = {
+            "table": table,
+            "cv_macro_source_accuracy": best.get("cv_macro_source_accuracy"),
+            "cv_log_loss": best.get("cv_log_loss"),
+        }
+        page_models[algo] = fit_page_model(algo, chosen, rows, weights, opts)
+        oof_p[algo] = oof
+
+    train_lines = _lines_of(corpus.lines, train_docs)
+    line_model = fit_line_model(train_lines, opts) if opts.line_model else None
+
+    # out-of-fold shares of the original training pages, on the same inner folds
+    orig = rows.where(is_orig)
+    oof_share = np.full(orig.y.size, np.nan)
+    if line_model is not None and folds:
+        orig_idx = np.flatnonzero(is_orig)
+        for tr, va in folds:
+            tr_docs = {rows.keys[i][0] for i in tr}
+            model = fit_line_model(_lines_of(train_lines, tr_docs), opts)
+            va_orig = np.isin(orig_idx, va)
+            if model is None or not va_orig.any():
+                continue
+            oof_share[va_orig] = shares_for(
+                orig.where(va_orig), corpus.page_lines, partial(proba_handwritten, model)
+            )
+    rules: dict[str, VerdictRule] = {}
+    orig_w = source_weights(orig.sources, orig.y)
+    for algo in opts.algorithms:
+        p = oof_p[algo][is_orig]
+        ok = ~np.isnan(p)
+        rules[algo] = (
+            fit_rule(p[ok], oof_share[ok], orig.y[ok], orig_w[ok])
+            if line_model is not None and ok.any()
+            else VerdictRule()
+        )
+    return FoldModels(
+        page_models=page_models,
+        params=params,
+        cv=cv,
+        line_model=line_model,
+        rules=rules,
+        cv_grouping=grouping,
+        train_sources=sorted(set(rows.sources.tolist())),
+    )
+
+
+@dataclass
+class Predictions:
+    """Page probabilities, shares and final labels of some rows, per algorithm."""
+
+    p: dict[str, np.ndarray]
+    share: np.ndarray
+    labels: dict[str, np.ndarray]
+
+
+def predict_rows(fold: FoldModels, rows: Rows, lines: PageLines) -> Predictions:
+    """Apply a fitted fold to page rows whose lines are in ``lines``."""
+    line_model = fold.line_model
+    share = shares_for(
+        rows, lines, partial(proba_handwritten, line_model) if line_model is not None else None
+    )
+    p = {a: proba_handwritten(m, rows.x) for a, m in fold.page_models.items()}
+    labels = {}
+    for algo, probs in p.items():
+        rule = fold.rules[algo]
+        labels[algo] = np.array(
+            [
+                rule.label(float(pi), None if np.isnan(si) else float(si))
+                for pi, si in zip(probs, share, strict=True)
+            ],
+            dtype=object,
+        ).astype(str)
+    return Predictions(p=p, share=share, labels=labels)

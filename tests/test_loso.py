@@ -1,0 +1,173 @@
+"""Leave-one-source-out: no fold sees its left-out source, figures per source and overall."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from app import cli
+from app.config import Settings
+from app.errors import DatasetError, ExitCode
+from app.training import fold as fold_mod
+from app.training.evaluate import loso_evaluate
+from app.training.fold import FitOptions, source_weights
+from app.training.loso import loso_table
+from tests.conftest import needs_fonts, needs_tesseract
+from tests.helpers import make_manifest_dataset
+
+SMALL = FitOptions(
+    grids={
+        "catboost": [{"depth": 3, "learning_rate": 0.1, "iterations": 60}],
+        "svm": [{"C": 1.0, "gamma": "scale"}, {"C": 10.0, "gamma": "scale"}],
+    }
+)
+
+
+def test_source_weights_make_a_source_the_unit() -> None:
+    sources = np.array(["big"] * 90 + ["small"] * 10 + ["h1"] * 5 + ["h2"] * 15)
+    y = np.array([0] * 100 + [1] * 20)
+    w = source_weights(sources, y)
+    assert w.mean() == pytest.approx(1.0)
+    assert w[sources == "big"].sum() == pytest.approx(w[sources == "small"].sum())
+    assert w[sources == "h1"].sum() == pytest.approx(w[sources == "h2"].sum())
+    assert w[y == 0].sum() == pytest.approx(w[y == 1].sum())
+
+
+@pytest.fixture(scope="session")
+def multi_source(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from tests.helpers import fonts_available
+
+    if not fonts_available():
+        pytest.skip("fonts needed to generate the multi-source dataset are not installed")
+    return make_manifest_dataset(tmp_path_factory.mktemp("multi"))
+
+
+@pytest.fixture(scope="session")
+def loso_summary(
+    multi_source: Path, cache_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[dict[str, Any], Path, list[tuple[str, set[str]]]]:
+    """One in-process LOSO run, recording which documents every fit trained on."""
+    seen: list[tuple[str, set[str]]] = []
+    real = fold_mod.fit_fold
+
+    def spy(corpus: Any, train_docs: set[str], opts: FitOptions) -> Any:
+        seen.append(("fit", set(train_docs)))
+        return real(corpus, train_docs, opts)
+
+    mp = pytest.MonkeyPatch()
+    mp.setattr("app.training.loso.fit_fold", spy)
+    out = tmp_path_factory.mktemp("loso-out")
+    try:
+        summary = loso_evaluate(
+            multi_source, opts=SMALL, cache_dir=cache_dir, workers=1, fullpage=True, out=out
+        )
+    finally:
+        mp.undo()
+    return summary, out, seen
+
+
+@needs_tesseract
+@needs_fonts
+def test_no_fold_trains_on_its_left_out_source(
+    loso_summary: tuple[dict[str, Any], Path, list[tuple[str, set[str]]]], multi_source: Path
+) -> None:
+    from app.training.dataset import discover
+
+    summary, _, seen = loso_summary
+    docs = discover(multi_source).documents
+    by_source: dict[str, set[str]] = {}
+    for d in docs:
+        by_source.setdefault(d.source, set()).add(d.sha256)
+    assert summary["folds"] == len(by_source) == len(seen) == 5
+    for source, shas in by_source.items():
+        # exactly one fit left this source out, and it trained on every other document
+        fits = [docs_ for _, docs_ in seen if not docs_ & shas]
+        assert len(fits) == 1, source
+        others = {d.sha256 for d in docs if d.source != source and d.label != "mixed"}
+        assert others <= fits[0]
+
+
+@needs_tesseract
+@needs_fonts
+def test_loso_figures_per_source_and_overall(
+    loso_summary: tuple[dict[str, Any], Path, list[tuple[str, set[str]]]],
+) -> None:
+    summary, out, _ = loso_summary
+    scorers = summary["scorers"]
+    assert set(scorers) >= {"catboost", "svm", "majority class", "geometry probe"}
+    assert "tesseract full-page confidence" in scorers
+    for name in ("catboost", "svm"):
+        overall = scorers[name]["overall"]
+        assert overall["pages"] == 14 and overall["sources"] == 5
+        assert overall["mixed_pages"] == 2
+        per = scorers[name]["per_source"]
+        assert set(per) == {"print_a", "print_b", "hand_a", "hand_b", "forms"}
+        finals = [m["final_accuracy"] for m in per.values()]
+        assert overall["macro_final_accuracy"] == pytest.approx(float(np.mean(finals)))
+        assert overall["min_final_accuracy"] == pytest.approx(min(finals))
+        assert per["forms"]["page_accuracy"] is None  # mixed pages have no page verdict
+        assert per["forms"]["pure_pages"] == 0
+        for m in per.values():
+            assert 0.0 <= m["final_accuracy"] <= 1.0
+            assert "robust_final_accuracy" in m
+    # the majority class never says mixed, so it gets no mixed page right
+    assert scorers["majority class"]["overall"]["mixed_called_mixed"] == 0
+    assert scorers["majority class"]["overall"]["false_mixed"] == 0
+    table = loso_table(summary)
+    assert "| catboost |" in table and "| hand_a |" in table
+    stored = json.loads((out / "loso.json").read_text())
+    assert stored["folds"] == 5 and "pages" not in stored
+    assert (out / "loso.md").read_text() == table
+    rows = list(csv.DictReader((out / "loso_pages.csv").open()))
+    assert len(rows) == 14
+    assert {r["label"] for r in rows} == {"typed", "handwritten", "mixed"}
+    assert all(r["catboost:labels"] in ("typed", "handwritten", "mixed") for r in rows)
+
+
+@needs_tesseract
+@needs_fonts
+def test_loso_refusals(multi_source: Path, tiny_dataset: Path, cache_dir: Path) -> None:
+    with pytest.raises(DatasetError, match="at least 3 sources"):
+        loso_evaluate(tiny_dataset, opts=SMALL, cache_dir=cache_dir)
+    with pytest.raises(DatasetError, match="unknown source"):
+        loso_evaluate(multi_source, opts=SMALL, cache_dir=cache_dir, sources=["nope"])
+
+
+@needs_tesseract
+@needs_fonts
+def test_cli_evaluate_loso_on_some_sources(
+    multi_source: Path,
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setattr(cli, "get_settings", lambda: settings)
+    monkeypatch.setattr("app.training.fold.CATBOOST_GRID", SMALL.grids["catboost"])
+    code = cli.main(
+        [
+            "evaluate",
+            "--loso",
+            "--data",
+            str(multi_source),
+            "--sources",
+            "hand_a,forms",
+            "--jobs",
+            "1",
+            "--out",
+            str(tmp_path / "l"),
+        ]
+    )
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "Leave-one-source-out" in printed and "| hand_a |" in printed
+    assert "| print_a |" not in printed  # only the sources asked for are left out
+    assert (tmp_path / "l" / "loso.md").is_file()
+    code = cli.main(["evaluate", "--loso", "--data", str(multi_source), "--model", "default"])
+    assert code == ExitCode.INTERNAL
+    assert "takes no --model" in capsys.readouterr().err
