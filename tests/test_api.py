@@ -15,8 +15,8 @@ from app.api.jobs import resolve_dataset
 from app.api.main import create_app
 from app.config import Settings
 from app.errors import OcrTimeoutError, PathNotAllowedError
-from tests.conftest import SAMPLES, needs_tesseract
-from tests.helpers import encode, pdf_bytes, typed_page
+from tests.conftest import SAMPLES, needs_fonts, needs_tesseract
+from tests.helpers import encode, make_manifest_dataset, pdf_bytes, typed_page
 
 pytestmark = needs_tesseract
 
@@ -207,6 +207,26 @@ def test_train_through_the_api(client: TestClient, settings: Settings) -> None:
     versions = [v["id"] for v in client.get("/models").json()["versions"]]
     assert job["version_id"] in versions
     assert client.get("/health").json()["active_model"]["id"] == job["version_id"]
+
+
+@needs_fonts
+def test_train_with_leave_one_source_out_through_the_api(
+    client: TestClient, settings: Settings
+) -> None:
+    r = client.post("/train", json={"dataset": "tiny", "loso": True})
+    job = _poll(client, r.json()["job_id"])
+    assert job["status"] == "failed" and "at least 3 sources" in str(job["error"])
+    make_manifest_dataset(settings.data_dir / "multi", per_source=2)
+    r = client.post(
+        "/train", json={"dataset": "multi/manifest.csv", "loso": True, "augment": False}
+    )
+    assert r.status_code == 202, r.text
+    job = _poll(client, r.json()["job_id"])
+    assert job["status"] == "succeeded", job
+    for algo in ("catboost", "svm"):
+        loso = job["metrics"][algo]["loso"]  # type: ignore[index]
+        assert loso["sources"] == 5 and loso["mixed_pages"] == 2
+        assert 0.0 <= loso["macro_final_accuracy"] <= 1.0
 
 
 def test_failed_training_keeps_the_active_model(client: TestClient, settings: Settings) -> None:

@@ -171,3 +171,28 @@ def test_cli_evaluate_loso_on_some_sources(
     code = cli.main(["evaluate", "--loso", "--data", str(multi_source), "--model", "default"])
     assert code == ExitCode.INTERNAL
     assert "takes no --model" in capsys.readouterr().err
+
+
+def test_cap_lines_keeps_every_small_cell_and_caps_large_ones() -> None:
+    from app.training.fold import cap_lines
+    from app.training.lines import LineRows
+
+    n = 30
+    sources = np.array(["big"] * 20 + ["small"] * 10)
+    y = np.array([0] * 15 + [1] * 5 + [1] * 10)
+    lines = LineRows(
+        x=np.arange(n * 2, dtype=float).reshape(n, 2),
+        y=y,
+        groups=sources.copy(),
+        sources=sources,
+        areas=np.ones(n),
+        pages=[("p", i) for i in range(n)],
+    )
+    capped = cap_lines(lines, 6, seed=0)
+    cells = {(s, int(v)) for s, v in zip(capped.sources, capped.y, strict=True)}
+    assert cells == {("big", 0), ("big", 1), ("small", 1)}
+    assert int(((capped.sources == "big") & (capped.y == 0)).sum()) == 6
+    assert int(((capped.sources == "big") & (capped.y == 1)).sum()) == 5
+    assert int((capped.sources == "small").sum()) == 6
+    again = cap_lines(lines, 6, seed=0)
+    assert again.pages == capped.pages

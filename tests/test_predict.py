@@ -6,9 +6,16 @@ import numpy as np
 import pytest
 
 from app.models.predict import PageVerdict, document_label, final_label
-from app.models.verdict import LABEL_MIXED, MIXED_MIN_SHARE, VerdictRule, fit_rule, labels_of
+from app.models.verdict import (
+    LABEL_MIXED,
+    MIXED_MAX_CONFIDENCE,
+    MIXED_MIN_SHARE,
+    VerdictRule,
+    fit_rule,
+    labels_of,
+)
 
-RULE = VerdictRule(a=1.0, b=4.0, c=0.0)
+RULE = VerdictRule(a=1.0, b=1.0, c=0.0)
 
 
 @pytest.mark.parametrize(
@@ -16,8 +23,9 @@ RULE = VerdictRule(a=1.0, b=4.0, c=0.0)
     [
         (0.9, 0.85, "handwritten"),  # a handwritten letter under a printed letterhead
         (0.1, 0.05, "typed"),  # a typed page with a signature
-        (0.1, 0.5, LABEL_MIXED),  # half the text area each way: a form filled in by hand
-        (0.9, 0.31, LABEL_MIXED),
+        (0.5, 0.5, LABEL_MIXED),  # half the text area each way: a form filled in by hand
+        (0.7, 0.35, LABEL_MIXED),
+        (0.02, 0.5, "typed"),  # the page model is sure: a printed form with a few fill-ins
         (0.6, 0.1, "typed"),  # an unsure page model, almost no handwritten line: typed
         (0.4, 0.9, "handwritten"),  # and the other way round
         (0.1, None, "typed"),  # no text line: the page model alone
@@ -28,13 +36,16 @@ def test_final_label(p: float, share: float | None, label: str) -> None:
     assert final_label(p, share, RULE) == label
 
 
-def test_mixed_is_a_definition_of_shares_not_a_disagreement() -> None:
+def test_mixed_needs_both_kinds_of_lines_and_an_unsure_verdict() -> None:
     m = MIXED_MIN_SHARE
-    for p in (0.01, 0.5, 0.99):
-        assert RULE.label(p, m) == LABEL_MIXED
-        assert RULE.label(p, 1 - m) == LABEL_MIXED
-        assert RULE.label(p, m - 0.01) != LABEL_MIXED
-        assert RULE.label(p, 1 - m + 0.01) != LABEL_MIXED
+    assert RULE.label(0.5, m) == LABEL_MIXED
+    assert RULE.label(0.5, 1 - m) == LABEL_MIXED
+    assert RULE.label(0.5, m - 0.01) != LABEL_MIXED
+    assert RULE.label(0.5, 1 - m + 0.01) != LABEL_MIXED
+    # both models disagreeing is not enough, and a sure combined verdict is never mixed
+    assert RULE.label(0.99, 0.02) != LABEL_MIXED
+    assert RULE.label(0.001, 0.45) == "typed"
+    assert RULE.score(0.001, 0.45) < 1 - MIXED_MAX_CONFIDENCE
 
 
 def test_the_default_rule_is_the_page_model_alone() -> None:

@@ -13,6 +13,7 @@ import logging
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -139,6 +140,7 @@ def run_loso(
             if progress:
                 progress(len(folds), len(left_out))
     else:
+        opts = replace(opts, threads=1)  # one learner thread per fold process: no oversubscription
         with ProcessPoolExecutor(
             max_workers=workers, initializer=_init, initargs=(corpus, fullpage)
         ) as pool:
