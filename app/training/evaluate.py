@@ -17,9 +17,12 @@ from app.training.featurize import ProgressFn, featurize, jobs_for
 from app.training.fold import FitOptions
 from app.training.loso import loso_table, run_loso
 from app.training.metrics import classification_metrics
-from app.training.train import split_documents, write_loso_pages
-
-CODE_LABEL = {v: k for k, v in LABEL_CODE.items()}
+from app.training.train import (
+    check_loso_sources,
+    final_label_counts,
+    split_documents,
+    write_loso_pages,
+)
 
 
 def evaluate(
@@ -66,7 +69,6 @@ def evaluate(
         "skipped_reasons": _reasons(skipped),
         "algorithms": {},
     }
-    truth = np.array([CODE_LABEL[int(v)] for v in rows.y])
     for algo in version.models:
         p = version.predict(rows.x, algo)
         rule = version.verdict_rule(algo)
@@ -78,12 +80,7 @@ def evaluate(
             if pure.any()
             else {}
         )
-        metrics["final_label"] = {
-            "accuracy": float(np.mean(labels == truth)),
-            "false_mixed": int(np.sum(labels[pure] == "mixed")),
-            "mixed_pages": int(np.sum(~pure)),
-            "mixed_called_mixed": int(np.sum(labels[~pure] == "mixed")),
-        }
+        metrics["final_label"] = final_label_counts(rows.y, labels)
         summary["algorithms"][algo] = metrics
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
@@ -153,9 +150,7 @@ def loso_evaluate(
     """
     dataset = discover(data)
     docs = dataset.documents
-    n_sources = len({d.source for d in docs})
-    if n_sources < 3:
-        raise DatasetError(f"leave-one-source-out needs at least 3 sources, {data} has {n_sources}")
+    check_loso_sources(docs)
     unknown = sorted(set(sources or []) - {d.source for d in docs})
     if unknown:
         raise DatasetError(f"unknown source(s): {', '.join(unknown)}")

@@ -40,7 +40,7 @@ def _pure_labels(p: np.ndarray) -> np.ndarray:
     return np.where(p >= 0.5, "handwritten", "typed").astype(str)
 
 
-def _fullpage_threshold(conf: np.ndarray, y: np.ndarray, w: np.ndarray) -> float:
+def fullpage_threshold(conf: np.ndarray, y: np.ndarray, w: np.ndarray) -> float:
     """Confidence threshold (below = handwritten) with the best weighted balanced accuracy."""
     best_t, best = 50.0, -1.0
     for t in np.arange(5, 100, 1.0):
@@ -53,6 +53,11 @@ def _fullpage_threshold(conf: np.ndarray, y: np.ndarray, w: np.ndarray) -> float
         if score > best:
             best, best_t = score, float(t)
     return best_t
+
+
+def conf_to_proba(conf: np.ndarray, threshold: float) -> np.ndarray:
+    """A soft 'handwritten' probability from a full-page mean OCR confidence and its threshold."""
+    return np.asarray(1.0 / (1.0 + np.exp((conf - threshold) / 5.0)))
 
 
 def run_fold(source: str, opts: FitOptions) -> dict[str, Any]:
@@ -106,9 +111,9 @@ def run_fold(source: str, opts: FitOptions) -> dict[str, Any]:
         known = [k in fullpage for k in train_rows.keys]
         conf_tr = np.array([fullpage[k] for k in train_rows.keys if k in fullpage])
         if conf_tr.size:
-            t = _fullpage_threshold(conf_tr, train_rows.y[known], w[known])
+            t = fullpage_threshold(conf_tr, train_rows.y[known], w[known])
             conf_te = np.array([fullpage.get(k, np.nan) for k in test.keys])
-            p_fp = np.where(np.isnan(conf_te), 0.5, 1.0 / (1.0 + np.exp((conf_te - t) / 5.0)))
+            p_fp = np.where(np.isnan(conf_te), 0.5, conf_to_proba(conf_te, t))
             out["scorers"]["tesseract full-page confidence"] = {
                 "p": p_fp.tolist(),
                 "labels": _pure_labels(p_fp).tolist(),
@@ -284,8 +289,10 @@ def loso_table(summary: dict[str, Any]) -> str:
         "| macro robustness accuracy |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    for name, sc in scorers.items():
-        o = sc["overall"]
+    order = [s for s in ("catboost", "svm") if s in scorers]
+    order += sorted(s for s in scorers if s not in order)
+    for name in order:
+        o = scorers[name]["overall"]
         fm = o["false_mixed_rate"]
         out.append(
             f"| {name} | {_pct(o['macro_final_accuracy'])} | {_pct(o['min_final_accuracy'])} "

@@ -172,10 +172,11 @@ def _rule(rule: dict[str, float] | None) -> str:
     if not rule:
         return "page model alone"
     m = rule["mixed_min_share"]
+    top = rule.get("mixed_max_confidence", 1.0)
     return (
-        f"mixed when typed and handwritten lines each hold >= {m:.2f} of the line area, else "
-        f"handwritten when {rule['a']:.2f} logit(p) {rule['b']:+.2f} (share - 0.5) "
-        f"{rule['c']:+.2f} >= 0"
+        f"q = sigmoid({rule['a']:.2f} logit(p) {rule['b']:+.2f} logit(share) {rule['c']:+.2f}); "
+        f"handwritten when q >= 0.5, mixed when typed and handwritten lines each hold >= "
+        f"{m:.2f} of the line area and {1 - top:.2f} < q < {top:.2f}"
     )
 
 

@@ -31,19 +31,20 @@ from app.features import FEATURE_NAMES, FEATURE_VERSION
 from app.features.cache import FeatureCache
 from app.models.classifiers import ALGORITHMS, CATBOOST_GRID, make_model, proba_handwritten
 from app.models.registry import save_models, staging_dir
-from app.training.corpus import LABEL_CODE, Corpus, Rows, build_corpus, corpus_jobs, page_rows
+from app.training.corpus import LABEL_CODE, Corpus, Rows, build_corpus, corpus_jobs
 from app.training.dataset import PURE_LABELS, Dataset, Document, discover
 from app.training.featurize import Job, ProgressFn, featurize, jobs_for
 from app.training.fold import (
     FitOptions,
     FoldModels,
+    cap_lines,
     fit_fold,
     of_docs,
     predict_rows,
     source_weights,
 )
 from app.training.lines import line_report
-from app.training.loso import run_loso
+from app.training.loso import conf_to_proba, fullpage_threshold, run_loso
 from app.training.metrics import classification_metrics, mcnemar
 from app.training.report import write_reports
 from app.training.rows import select_rows
@@ -207,7 +208,8 @@ def _fullpage_conf(
     }
 
 
-def _final_label_counts(y: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
+def final_label_counts(y: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
+    """Accuracy of final labels (y: 0 typed, 1 handwritten, 2 mixed), false and true mixed."""
     truth = np.array([("typed", "handwritten", "mixed")[int(v)] for v in y])
     pure = y < 2
     return {
@@ -368,7 +370,7 @@ def train(
             "robustness": classification_metrics(
                 te_rob.y, p_rob, sources=te_rob.sources, seed=cfg.seed
             ),
-            "test_final_labels": _final_label_counts(te_all.y, split_pred.labels[algo]),
+            "test_final_labels": final_label_counts(te_all.y, split_pred.labels[algo]),
         }
     comparison = None
     if "catboost" in algorithms and "svm" in algorithms:
@@ -499,7 +501,8 @@ def _line_section(
     keys = [(k[0].removeprefix("aug:"), k[1]) for k in corpus.lines.pages]
     is_aug = np.array([k[0].startswith("aug:") for k in corpus.lines.pages], dtype=bool)
     test = select_rows(corpus.lines, of_docs(keys, test_sha) & ~is_aug)
-    train_n = int((of_docs(keys, {k for k, _ in keys} - test_sha)).sum())
+    train = select_rows(corpus.lines, ~of_docs(keys, test_sha))
+    train_n = int(cap_lines(train, FitOptions().line_cap, seed).y.size)
     section: dict[str, Any] = {"train_lines": train_n, "test_lines": int(test.y.size)}
     if test.y.size:
         p = proba_handwritten(fold.line_model, test.x)
@@ -579,36 +582,13 @@ def _references(
     if known_tr.any() and known_te.any():
         c_tr = np.array([fullpage[k] for k in tr.keys if k in fullpage])
         c_te = np.array([fullpage[k] for k in te.keys if k in fullpage])
-        threshold = _fullpage_threshold(c_tr, tr.y[known_tr])
+        w = source_weights(tr.sources, tr.y)[known_tr]
+        threshold = fullpage_threshold(c_tr, tr.y[known_tr], w)
         refs["tesseract_fullpage_confidence"] = {
             "threshold": threshold,
             "fit_on_train_pages": int(c_tr.size),
             "test": classification_metrics(
-                te.y[known_te], _conf_to_proba(c_te, threshold), sources=te.sources[known_te]
+                te.y[known_te], conf_to_proba(c_te, threshold), sources=te.sources[known_te]
             ),
         }
     return refs
-
-
-def _fullpage_threshold(conf: np.ndarray, y: np.ndarray) -> float:
-    """The confidence threshold (below = handwritten) with the best balanced accuracy."""
-    best_t, best = 50.0, -1.0
-    for t in np.arange(5, 100, 1.0):
-        pred = (conf < t).astype(int)
-        tpr = np.mean(pred[y == 1] == 1) if (y == 1).any() else 0
-        tnr = np.mean(pred[y == 0] == 0) if (y == 0).any() else 0
-        score = (tpr + tnr) / 2
-        if score > best:
-            best, best_t = score, float(t)
-    return best_t
-
-
-def _conf_to_proba(conf: np.ndarray, threshold: float) -> np.ndarray:
-    return np.asarray(1.0 / (1.0 + np.exp((conf - threshold) / 5.0)))
-
-
-def rows_of(
-    docs: list[Document], jobs: list[Job], results: dict[Job, list[dict[str, Any]]]
-) -> Rows:
-    """Page rows of ``docs`` (one job each): what evaluation and tests score."""
-    return page_rows(docs, jobs, results)
