@@ -218,6 +218,7 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
 
     cfg = TrainConfig(
         loso=args.loso,
+        composites=args.composites,
         loso_progress=ProgressBar("leave-one-source-out folds") if args.loso else None,
         algorithms=tuple(a.strip() for a in args.algorithms.split(",") if a.strip()),
         seed=args.seed,
@@ -285,7 +286,7 @@ def _evaluate_loso(args: argparse.Namespace, settings: Settings) -> int:
     jobs = args.jobs or settings.workers
     summary = loso_evaluate(
         Path(args.data),
-        opts=FitOptions(threads=1),
+        opts=FitOptions(threads=1, composites=args.composites),
         cache_dir=settings.cache_dir,
         workers=jobs,
         lang=args.lang or settings.ocr_lang,
@@ -438,6 +439,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="also run the leave-one-source-out evaluation (one fit per source) into the report",
     )
     p.add_argument(
+        "--composites",
+        action="store_true",
+        help="also learn from letterhead/signature composite pages (see the README)",
+    )
+    p.add_argument(
         "--no-fullpage-baseline", action="store_true", help="skip the slow full-page OCR reference"
     )
     p.add_argument("--no-cache", action="store_true")
@@ -468,6 +474,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--fullpage-baseline",
         action="store_true",
         help="with --loso: add the full-page tesseract reference (slow on a cold cache)",
+    )
+    p.add_argument(
+        "--composites",
+        action="store_true",
+        help="with --loso: also learn from letterhead/signature composite pages",
     )
     p.add_argument("--out", help="folder for report.json / report.md (loso.json, loso.md)")
     p.add_argument("--json", action="store_true")

@@ -196,3 +196,88 @@ def test_cap_lines_keeps_every_small_cell_and_caps_large_ones() -> None:
     assert int((capped.sources == "small").sum()) == 6
     again = cap_lines(lines, 6, seed=0)
     assert again.pages == capped.pages
+
+
+def test_composites_pair_labels_across_sources_and_need_both_documents() -> None:
+    import hashlib
+
+    from app.training.corpus import composite_jobs
+    from app.training.dataset import Document
+    from app.training.fold import of_docs
+
+    def sha(name: str) -> str:
+        return hashlib.sha256(name.encode()).hexdigest()
+
+    def doc(name: str, label: str, source: str) -> Document:
+        return Document(Path(f"{name}.png"), label, sha(name), source, name)
+
+    docs = [
+        doc("h1", "handwritten", "letters"),
+        doc("h2", "handwritten", "letters"),
+        doc("t1", "typed", "invoices"),
+        doc("t2", "typed", "letters"),
+        doc("m1", "mixed", "forms"),
+    ]
+    jobs = composite_jobs(docs, lang="eng", timeout=5)
+    kinds = {j.path.stem: j.variant.split(":")[0] for j in jobs}
+    # t2 has no handwritten page from another source to be signed with; mixed pages get none
+    assert kinds == {"h1": "letterhead", "h2": "letterhead", "t1": "signed"}
+    by_sha = {d.sha256: d for d in docs}
+    for j in jobs:
+        other = by_sha[j.variant.split(":")[1]]
+        assert other.source != by_sha[j.sha256].source  # never paired within a source
+        assert other.label != by_sha[j.sha256].label
+        assert j.other == other.path
+    assert [j.variant for j in composite_jobs(docs, lang="eng", timeout=5)] == [
+        j.variant for j in jobs
+    ]
+    keys = [(f"{sha('h1')}+{sha('t1')}", 1), (sha("h1"), 1)]
+    assert of_docs(keys, {sha("h1")}).tolist() == [False, True]
+    assert of_docs(keys, {sha("h1"), sha("t1")}).tolist() == [True, True]
+
+
+def test_letterhead_and_signature_composites() -> None:
+    from app.training.augment import with_letterhead, with_signature
+    from tests.helpers import handwritten_page, typed_page
+
+    hand = handwritten_page(60, seed=1)
+    typed = typed_page(80, seed=2)
+    head = with_letterhead(hand, typed)
+    assert head.shape[1] == hand.shape[1]
+    assert head.shape[0] > hand.shape[0]
+    assert np.array_equal(head[-hand.shape[0] :], hand)  # the handwritten page is untouched
+    signed = with_signature(typed, hand)
+    assert signed.shape == typed.shape
+    h, w = typed.shape
+    changed = np.argwhere(signed != typed)
+    assert changed.size  # ink was added ...
+    assert changed[:, 0].min() > h // 2 and changed[:, 1].min() > w // 2  # ... at the lower right
+    assert np.all(signed <= typed)  # and only added: the typed text is never erased
+
+
+@needs_tesseract
+@needs_fonts
+def test_composites_enter_a_fold_only_with_both_documents(
+    multi_source: Path, cache_dir: Path
+) -> None:
+    from app.features.cache import FeatureCache
+    from app.training.corpus import build_corpus, corpus_jobs
+    from app.training.dataset import discover
+    from app.training.featurize import featurize
+    from app.training.fold import _training_rows
+
+    docs = discover(multi_source).documents
+    jobs = corpus_jobs(docs, lang="eng", timeout=30, robust=False, composites=True)
+    results, failures = featurize(
+        [j for v in jobs.values() for j in v], cache=FeatureCache(cache_dir), workers=2
+    )
+    assert not failures
+    corpus = build_corpus(docs, jobs, results)
+    assert corpus.composites.y.size == 12  # every pure page has a partner from another source
+    left_out = {d.sha256 for d in docs if d.source == "hand_a"}
+    train = {d.sha256 for d in docs} - left_out
+    for flag in (False, True):
+        rows, _ = _training_rows(corpus, train, FitOptions(composites=flag))
+        parts = [p for k in rows.keys for p in k[0].split("+")]
+        assert not set(parts) & left_out
+        assert any("+" in k[0] for k in rows.keys) == flag

@@ -130,3 +130,35 @@ def body_between_rules(grey: np.ndarray) -> np.ndarray:
         return grey
     margin = max(2, grey.shape[0] // 200)
     return grey[band[0] + margin : band[1] - margin, :]
+
+
+def with_letterhead(hand: np.ndarray, typed: np.ndarray) -> np.ndarray:
+    """A handwritten page under the top fifth of a typed page (its letterhead or title).
+
+    The typed band is scaled to the handwritten page's width: a letter written under a printed
+    heading, which is still a handwritten page.
+    """
+    band = typed[: max(8, typed.shape[0] // 5)]
+    band = resample(band, hand.shape[1] / max(band.shape[1], 1))
+    band = band[:, : hand.shape[1]]
+    if band.shape[1] < hand.shape[1]:
+        pad = np.full((band.shape[0], hand.shape[1] - band.shape[1]), 255, dtype=np.uint8)
+        band = np.hstack([band, pad])
+    return np.vstack([band, hand])
+
+
+def with_signature(typed: np.ndarray, hand: np.ndarray) -> np.ndarray:
+    """A typed page with a band of handwriting, signature-sized, inked over its lower right.
+
+    The band (a tenth of the handwritten page's height, half its width, from its middle) is scaled
+    to a third of the typed page's width: a typed page signed or annotated by hand, still typed.
+    """
+    hh, hw = hand.shape
+    crop = hand[int(hh * 0.45) : int(hh * 0.55), int(hw * 0.1) : int(hw * 0.6)]
+    crop = resample(crop, (typed.shape[1] * 0.33) / max(crop.shape[1], 1))
+    h, w = typed.shape
+    ch, cw = min(crop.shape[0], h // 3), min(crop.shape[1], w)
+    y0, x0 = max(0, h - ch - h // 20), max(0, w - cw - w // 20)
+    out = typed.copy()
+    out[y0 : y0 + ch, x0 : x0 + cw] = np.minimum(out[y0 : y0 + ch, x0 : x0 + cw], crop[:ch, :cw])
+    return out

@@ -144,6 +144,9 @@ class Corpus:
     """One augmented copy of every pure page."""
     parts: Rows
     """IAM printed headers alone (typed) and handwritten bodies alone (handwritten)."""
+    composites: Rows
+    """Handwritten pages under a typed page's letterhead (handwritten) and typed pages with a
+    handwritten signature (typed); keys name both documents (``sha+sha``)."""
     robust: Rows
     """The robustness test: every page with its resolution swapped, turned 3°, JPEG 60."""
     lines: LineRows
@@ -191,11 +194,60 @@ def build_corpus(
         pages=page_rows(docs, orig, results),
         aug=aug,
         parts=parts,
+        composites=_composite_rows(docs, jobs.get("composite", []), results),
         robust=page_rows(docs, robust, results) if robust else page_rows([], [], results),
         lines=lines,
         page_lines=all_lines(docs, orig, results),
         robust_lines=all_lines(docs, robust, results) if robust else all_lines([], [], results),
     )
+
+
+def _composite_rows(
+    docs: list[Document], jobs: list[Job], results: dict[Job, list[dict[str, Any]]]
+) -> Rows:
+    by_sha = {d.sha256: d for d in docs}
+    base = [by_sha[j.sha256] for j in jobs]
+    labels = ["handwritten" if j.variant.startswith("letterhead:") else "typed" for j in jobs]
+    rows = page_rows([], [], results)
+    for doc, job, label in zip(base, jobs, labels, strict=True):
+        one = page_rows([doc], [job], results, label=label)
+        other = job.variant.split(":", 1)[1]
+        one.keys = [(f"{k[0]}+{other}", k[1]) for k in one.keys]
+        rows = concat_rows(rows, one)
+    return rows
+
+
+def composite_jobs(docs: list[Document], *, lang: str, timeout: float) -> list[Job]:
+    """One composite per pure page, paired with a page of the other label from another source.
+
+    Handwritten pages go under a typed page's letterhead (``letterhead:<sha>``), typed pages get a
+    handwritten signature (``signed:<sha>``). The pairing is a deterministic function of the
+    sha256 values, so the same data gives the same composites.
+    """
+    jobs = []
+    for doc in docs:
+        if doc.label not in PURE_LABELS:
+            continue
+        want = "typed" if doc.label == "handwritten" else "handwritten"
+        pool = sorted(
+            (d for d in docs if d.label == want and d.source != doc.source), key=lambda d: d.sha256
+        )
+        if not pool:
+            continue
+        other = pool[int(doc.sha256[:8], 16) % len(pool)]
+        kind = "letterhead" if doc.label == "handwritten" else "signed"
+        jobs.append(
+            Job(
+                path=doc.path,
+                sha256=doc.sha256,
+                variant=f"{kind}:{other.sha256}",
+                crop_body=False,
+                lang=lang,
+                timeout=timeout,
+                other=other.path,
+            )
+        )
+    return jobs
 
 
 def corpus_jobs(
@@ -206,6 +258,7 @@ def corpus_jobs(
     augment: bool = True,
     robust: bool = True,
     iam_parts: bool = True,
+    composites: bool = False,
 ) -> dict[str, list[Job]]:
     """The feature jobs a :class:`Corpus` of ``docs`` is built from, by variant."""
     pure = [d for d in docs if d.label in PURE_LABELS]
@@ -218,4 +271,6 @@ def corpus_jobs(
     if iam_parts and iam:
         jobs["iam_header"] = jobs_for(iam, "iam_header", lang=lang, timeout=timeout)
         jobs["iam_body"] = jobs_for(iam, "iam_body", lang=lang, timeout=timeout)
+    if composites:
+        jobs["composite"] = composite_jobs(docs, lang=lang, timeout=timeout)
     return jobs

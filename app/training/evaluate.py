@@ -154,7 +154,14 @@ def loso_evaluate(
     unknown = sorted(set(sources or []) - {d.source for d in docs})
     if unknown:
         raise DatasetError(f"unknown source(s): {', '.join(unknown)}")
-    jobs = corpus_jobs(docs, lang=lang, timeout=30.0, augment=opts.augment, robust=True)
+    jobs = corpus_jobs(
+        docs,
+        lang=lang,
+        timeout=30.0,
+        augment=opts.augment,
+        robust=True,
+        composites=opts.composites,
+    )
     fp_docs = [d for d in docs if d.label != "mixed"] if fullpage else []
     fp_jobs = jobs_for(fp_docs, "fullpage", lang=lang, timeout=30.0)
     all_jobs = [j for v in jobs.values() for j in v] + fp_jobs

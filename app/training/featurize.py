@@ -25,6 +25,8 @@ from app.training.augment import (
     body_between_rules,
     header_above_rules,
     robustness_variant,
+    with_letterhead,
+    with_signature,
 )
 from app.training.dataset import Document
 
@@ -45,6 +47,8 @@ class Job:
     lang: str
     timeout: float
     dpi: int = 200
+    other: Path | None = None
+    """The second document of a composite variant (``letterhead``/``signed``)."""
 
     def settings_key(self) -> str:
         """What, besides the file and the variant, changes the features."""
@@ -63,6 +67,11 @@ def _transform(page: Page, job: Job) -> Page:
         return Page(image=header, number=page.number, dpi=page.dpi)
     if job.variant == "robust":
         return robustness_variant(page)
+    if job.variant.startswith(("letterhead:", "signed:")) and job.other is not None:
+        other = load_pages(job.other, dpi=job.dpi)[0].image
+        if job.variant.startswith("letterhead:"):
+            return Page(image=with_letterhead(page.image, other), number=page.number, dpi=page.dpi)
+        return Page(image=with_signature(page.image, other), number=page.number, dpi=page.dpi)
     if job.variant.startswith("aug"):
         return augment(page, f"{job.sha256}|{job.variant}|{page.number}")
     return page

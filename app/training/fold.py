@@ -49,6 +49,9 @@ class FitOptions:
     augment: bool = True
     iam_parts: bool = True
     line_model: bool = True
+    composites: bool = False
+    """Learn from letterhead and signature composites (``corpus.composite_jobs``); off by
+    default: measured by LOSO and not adopted (README, design notes)."""
     line_cap: int = 2500
     """Lines per (source, label) the line model learns from (see :func:`cap_lines`)."""
     grids: dict[str, list[dict[str, Any]]] = field(
@@ -145,8 +148,11 @@ def fit_page_model(
 
 
 def of_docs(keys: list[tuple[str, int]], docs: set[str]) -> np.ndarray:
-    """Mask of the rows whose (sha256, page) key belongs to one of ``docs`` (sha256 values)."""
-    return np.array([k[0] in docs for k in keys], dtype=bool)
+    """Mask of the rows whose (sha256, page) key belongs to ``docs`` (sha256 values).
+
+    A composite's key names both its documents (``sha+sha``): it belongs only when both do.
+    """
+    return np.array([all(part in docs for part in k[0].split("+")) for k in keys], dtype=bool)
 
 
 def _training_rows(corpus: Corpus, train: set[str], opts: FitOptions) -> tuple[Rows, np.ndarray]:
@@ -162,6 +168,8 @@ def _training_rows(corpus: Corpus, train: set[str], opts: FitOptions) -> tuple[R
         extra.append(corpus.aug.where(of_docs(corpus.aug.keys, train)))
     if opts.iam_parts and corpus.parts.y.size:
         extra.append(corpus.parts.where(of_docs(corpus.parts.keys, train)))
+    if opts.composites and corpus.composites.y.size:
+        extra.append(corpus.composites.where(of_docs(corpus.composites.keys, train)))
     for more in extra:
         rows = concat_rows(rows, more)
         is_orig = np.concatenate([is_orig, np.zeros(more.y.size, dtype=bool)])

@@ -76,6 +76,8 @@ class TrainConfig:
     threads: int = 1
     loso: bool = False
     """Also run the leave-one-source-out evaluation (one fit per source)."""
+    composites: bool = False
+    """Also learn from letterhead/signature composites (measured, not the default)."""
     loso_progress: ProgressFn | None = None
 
 
@@ -322,6 +324,7 @@ def train(
         augment=cfg.augment,
         robust=True,
         iam_parts=cfg.iam_header == "split" or bool(test_docs),
+        composites=cfg.composites,
     )
     fp_docs = _fullpage_docs(cfg, docs, train_docs, test_docs)
     fp_jobs = jobs_for(fp_docs, "fullpage", lang=cfg.lang, timeout=cfg.ocr_timeout)
@@ -341,6 +344,7 @@ def train(
         threads=cfg.threads,
         augment=cfg.augment,
         iam_parts=cfg.iam_header == "split",
+        composites=cfg.composites,
     )
     train_sha = {d.sha256 for d in train_docs}
     test_sha = {d.sha256 for d in test_docs}
@@ -445,6 +449,7 @@ def train(
             "iam_header": cfg.iam_header,
             "lang": cfg.lang,
             "weights": "source-balanced",
+            "composites": cfg.composites,
             "cv_grouping": final.cv_grouping,
         },
         "algorithms": algorithms,
