@@ -124,5 +124,6 @@ def labels_of(rule: VerdictRule, p: np.ndarray, share: np.ndarray) -> np.ndarray
         [
             rule.label(float(pi), None if np.isnan(si) else float(si))
             for pi, si in zip(p, share, strict=True)
-        ]
-    )
+        ],
+        dtype=object,
+    ).astype(str)

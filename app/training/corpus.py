@@ -205,15 +205,15 @@ def build_corpus(
 def _composite_rows(
     docs: list[Document], jobs: list[Job], results: dict[Job, list[dict[str, Any]]]
 ) -> Rows:
+    """Rows of the composites, keyed by both their documents (``sha+sha``)."""
     by_sha = {d.sha256: d for d in docs}
-    base = [by_sha[j.sha256] for j in jobs]
-    labels = ["handwritten" if j.variant.startswith("letterhead:") else "typed" for j in jobs]
     rows = page_rows([], [], results)
-    for doc, job, label in zip(base, jobs, labels, strict=True):
-        one = page_rows([doc], [job], results, label=label)
-        other = job.variant.split(":", 1)[1]
-        one.keys = [(f"{k[0]}+{other}", k[1]) for k in one.keys]
-        rows = concat_rows(rows, one)
+    for kind, label in (("letterhead:", "handwritten"), ("signed:", "typed")):
+        some = [j for j in jobs if j.variant.startswith(kind)]
+        part = page_rows([by_sha[j.sha256] for j in some], some, results, label=label)
+        other = {j.sha256: j.variant.split(":", 1)[1] for j in some}
+        part.keys = [(f"{k[0]}+{other[k[0]]}", k[1]) for k in part.keys]
+        rows = concat_rows(rows, part)
     return rows
 
 

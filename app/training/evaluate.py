@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -10,16 +11,24 @@ import numpy as np
 
 from app.errors import DatasetError
 from app.features.cache import FeatureCache
+from app.models.classifiers import proba_handwritten
 from app.models.registry import ModelVersion, atomic_write_text
-from app.training.corpus import LABEL_CODE, all_lines, build_corpus, corpus_jobs, page_rows
+from app.models.verdict import labels_of
+from app.training.corpus import (
+    LABEL_CODE,
+    all_lines,
+    build_corpus,
+    corpus_jobs,
+    page_rows,
+    shares_for,
+)
 from app.training.dataset import discover
 from app.training.featurize import ProgressFn, featurize, jobs_for
 from app.training.fold import FitOptions
-from app.training.loso import loso_table, run_loso
+from app.training.loso import final_label_counts, loso_table, run_loso
 from app.training.metrics import classification_metrics
 from app.training.train import (
     check_loso_sources,
-    final_label_counts,
     split_documents,
     write_loso_pages,
 )
@@ -56,7 +65,10 @@ def evaluate(
     if rows.y.size == 0:
         raise DatasetError(f"no page of {data} could be evaluated")
     lines = all_lines(docs, jobs, results)
-    shares = _shares(version, rows.keys, lines)
+    line_model = version.line_model
+    shares = shares_for(
+        rows, lines, partial(proba_handwritten, line_model) if line_model is not None else None
+    )
     pure = rows.y < 2
     skipped = dataset.skipped + failures
     summary: dict[str, Any] = {
@@ -72,9 +84,7 @@ def evaluate(
     for algo in version.models:
         p = version.predict(rows.x, algo)
         rule = version.verdict_rule(algo)
-        labels = np.array(
-            [rule.label(float(pi), s) for pi, s in zip(p, shares, strict=True)], dtype=object
-        ).astype(str)
+        labels = labels_of(rule, p, shares)
         metrics = (
             classification_metrics(rows.y[pure], p[pure], sources=rows.sources[pure])
             if pure.any()
@@ -87,14 +97,6 @@ def evaluate(
         atomic_write_text(out / "report.json", json.dumps(summary, indent=2))
         atomic_write_text(out / "report.md", summary_table(summary))
     return summary
-
-
-def _shares(version: ModelVersion, keys: list[tuple[str, int]], lines: Any) -> list[float | None]:
-    if version.line_model is None or lines.x.shape[0] == 0:
-        return [None] * len(keys)
-    p = version.predict_lines(lines.x)
-    by_page = lines.shares(p)
-    return [by_page.get(k) for k in keys]
 
 
 def _reasons(skipped: list[tuple[str, str]]) -> dict[str, int]:

@@ -27,7 +27,7 @@ from sklearn.model_selection import StratifiedGroupKFold
 
 from app.errors import DatasetError
 from app.models.classifiers import CATBOOST_GRID, SVM_GRID, make_model, proba_handwritten
-from app.models.verdict import VerdictRule, fit_rule
+from app.models.verdict import VerdictRule, fit_rule, labels_of
 from app.training.corpus import Corpus, PageLines, Rows, shares_for
 from app.training.lines import LINE_PARAMS, LineRows
 from app.training.rows import concat_rows, select_rows
@@ -354,14 +354,5 @@ def predict_rows(fold: FoldModels, rows: Rows, lines: PageLines) -> Predictions:
         rows, lines, partial(proba_handwritten, line_model) if line_model is not None else None
     )
     p = {a: proba_handwritten(m, rows.x) for a, m in fold.page_models.items()}
-    labels = {}
-    for algo, probs in p.items():
-        rule = fold.rules[algo]
-        labels[algo] = np.array(
-            [
-                rule.label(float(pi), None if np.isnan(si) else float(si))
-                for pi, si in zip(probs, share, strict=True)
-            ],
-            dtype=object,
-        ).astype(str)
+    labels = {algo: labels_of(fold.rules[algo], probs, share) for algo, probs in p.items()}
     return Predictions(p=p, share=share, labels=labels)

@@ -88,7 +88,8 @@ def run_fold(source: str, opts: FitOptions) -> dict[str, Any]:
             "robust_y": rob.y.tolist(),
             "robust_labels": pred_rob.labels[algo].tolist(),
         }
-    train_rows = corpus.pages.pure().where(np.isin(corpus.pages.pure().sources, list(train)))
+    pure = corpus.pages.pure()
+    train_rows = pure.where(np.isin(pure.sources, list(train)))
     w = source_weights(train_rows.sources, train_rows.y)
     majority = int(np.average(train_rows.y, weights=w) >= 0.5)
     out["scorers"]["majority class"] = {
@@ -160,22 +161,35 @@ def _rate(num: int, den: int) -> float | None:
     return num / den if den else None
 
 
+def final_label_counts(y: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
+    """Accuracy of final labels (y: 0 typed, 1 handwritten, 2 mixed), false and true mixed."""
+    truth = np.array([CODE_LABEL[int(v)] for v in y])
+    pure = y < 2
+    return {
+        "pages": int(y.size),
+        "accuracy": float(np.mean(labels == truth)) if y.size else None,
+        "false_mixed": int(np.sum(labels[pure] == "mixed")),
+        "mixed_pages": int(np.sum(~pure)),
+        "mixed_called_mixed": int(np.sum(labels[~pure] == "mixed")),
+    }
+
+
 def _source_metrics(
     y: np.ndarray, labels: np.ndarray, p: np.ndarray, robust: tuple[np.ndarray, np.ndarray] | None
 ) -> dict[str, Any]:
     truth = np.array([CODE_LABEL[int(v)] for v in y])
     pure = y < 2
-    mixed = y == 2
     page_ok = (p[pure] >= 0.5).astype(int) == y[pure]
+    counts = final_label_counts(y, labels)
     out: dict[str, Any] = {
-        "pages": int(y.size),
+        "pages": counts["pages"],
         "pure_pages": int(pure.sum()),
-        "mixed_pages": int(mixed.sum()),
+        "mixed_pages": counts["mixed_pages"],
         "page_accuracy": float(page_ok.mean()) if pure.any() else None,
-        "final_accuracy": float(np.mean(labels == truth)) if y.size else None,
-        "false_mixed": int(np.sum(labels[pure] == "mixed")),
-        "false_mixed_rate": _rate(int(np.sum(labels[pure] == "mixed")), int(pure.sum())),
-        "mixed_called_mixed": int(np.sum(labels[mixed] == "mixed")),
+        "final_accuracy": counts["accuracy"],
+        "false_mixed": counts["false_mixed"],
+        "false_mixed_rate": _rate(counts["false_mixed"], int(pure.sum())),
+        "mixed_called_mixed": counts["mixed_called_mixed"],
         "errors": {
             f"{t}->{lab}": int(np.sum((truth == t) & (labels == lab)))
             for t in ("typed", "handwritten", "mixed")

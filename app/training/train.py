@@ -44,7 +44,7 @@ from app.training.fold import (
     source_weights,
 )
 from app.training.lines import line_report
-from app.training.loso import conf_to_proba, fullpage_threshold, run_loso
+from app.training.loso import conf_to_proba, final_label_counts, fullpage_threshold, run_loso
 from app.training.metrics import classification_metrics, mcnemar
 from app.training.report import write_reports
 from app.training.rows import select_rows
@@ -207,19 +207,6 @@ def _fullpage_conf(
         (d.sha256, int(page["page"])): float(page["features"]["fullpage_conf"])
         for d, j in zip(docs, jobs, strict=True)
         for page in results.get(j, [])
-    }
-
-
-def final_label_counts(y: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
-    """Accuracy of final labels (y: 0 typed, 1 handwritten, 2 mixed), false and true mixed."""
-    truth = np.array([("typed", "handwritten", "mixed")[int(v)] for v in y])
-    pure = y < 2
-    return {
-        "pages": int(y.size),
-        "accuracy": float(np.mean(labels == truth)) if y.size else None,
-        "false_mixed": int(np.sum(labels[pure] == "mixed")),
-        "mixed_pages": int(np.sum(~pure)),
-        "mixed_called_mixed": int(np.sum(labels[~pure] == "mixed")),
     }
 
 
