@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+
 import numpy as np
 import pytesseract
 import pytest
@@ -57,7 +59,7 @@ def no_version_check(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.mark.usefixtures("no_version_check")
 def test_timeout_is_mapped(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(
-        tess.pytesseract, "image_to_data", _raise(RuntimeError("Tesseract process timeout"))
+        pytesseract, "image_to_data", _raise(RuntimeError("Tesseract process timeout"))
     )
     with pytest.raises(OcrTimeoutError, match="longer than 2 s"):
         tess.image_to_words(np.full((50, 50), 255, np.uint8), timeout=2)
@@ -66,29 +68,25 @@ def test_timeout_is_mapped(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.mark.usefixtures("no_version_check")
 def test_crash_is_mapped(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(
-        tess.pytesseract, "image_to_data", _raise(pytesseract.TesseractError(-11, "segfault"))
+        pytesseract, "image_to_data", _raise(pytesseract.TesseractError(-11, "segfault"))
     )
     with pytest.raises(OcrError, match="segfault"):
         tess.image_to_words(np.full((50, 50), 255, np.uint8))
-    monkeypatch.setattr(tess.pytesseract, "image_to_data", _raise(RuntimeError("boom")))
+    monkeypatch.setattr(pytesseract, "image_to_data", _raise(RuntimeError("boom")))
     with pytest.raises(OcrError, match="boom"):
         tess.image_to_words(np.full((50, 50), 255, np.uint8))
 
 
 @pytest.mark.usefixtures("no_version_check")
 def test_missing_binary_during_call(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(
-        tess.pytesseract, "image_to_data", _raise(pytesseract.TesseractNotFoundError())
-    )
+    monkeypatch.setattr(pytesseract, "image_to_data", _raise(pytesseract.TesseractNotFoundError()))
     with pytest.raises(MissingDependencyError, match="Could not find program 'tesseract'"):
         tess.image_to_words(np.full((50, 50), 255, np.uint8))
 
 
 def test_missing_binary_at_version_check(monkeypatch: pytest.MonkeyPatch) -> None:
     tess.tesseract_version.cache_clear()
-    monkeypatch.setattr(
-        tess.pytesseract, "get_tesseract_version", _raise(pytesseract.TesseractNotFoundError())
-    )
+    monkeypatch.setattr(tess, "TESSERACT_CMD", "no-such-tesseract-binary")
     try:
         with pytest.raises(MissingDependencyError, match="Could not find program 'tesseract'"):
             tess.tesseract_version()
@@ -97,16 +95,24 @@ def test_missing_binary_at_version_check(monkeypatch: pytest.MonkeyPatch) -> Non
 
 
 def test_too_old_tesseract(monkeypatch: pytest.MonkeyPatch) -> None:
-    class Old:
-        release = (3, 5)
-
-        def __str__(self) -> str:
-            return "3.05"
-
     tess.tesseract_version.cache_clear()
-    monkeypatch.setattr(tess.pytesseract, "get_tesseract_version", Old)
+    monkeypatch.setattr(tess, "_command_output", lambda *_a: "tesseract 3.05.02\n leptonica")
     try:
         with pytest.raises(MissingDependencyError, match="too old"):
+            tess.tesseract_version()
+    finally:
+        tess.tesseract_version.cache_clear()
+
+
+def test_version_check_has_a_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
+    def hang(*_a: object, **kw: object) -> None:
+        assert kw["timeout"] == tess.CHECK_TIMEOUT
+        raise subprocess.TimeoutExpired("tesseract", 1.0)
+
+    tess.tesseract_version.cache_clear()
+    monkeypatch.setattr(tess.subprocess, "run", hang)
+    try:
+        with pytest.raises(OcrTimeoutError, match="took longer"):
             tess.tesseract_version()
     finally:
         tess.tesseract_version.cache_clear()

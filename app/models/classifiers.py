@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 from catboost import CatBoostClassifier
@@ -12,7 +12,9 @@ from sklearn.calibration import CalibratedClassifierCV
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 
-ALGORITHMS = ("catboost", "svm")
+from app.models.base import ALGORITHMS, ProbaModel, proba_handwritten
+
+__all__ = ["ALGORITHMS", "ProbaModel", "ScaledSVC", "make_model", "proba_handwritten"]
 
 CATBOOST_GRID: list[dict[str, Any]] = [
     {"depth": 4, "learning_rate": 0.05, "iterations": 300, "l2_leaf_reg": 3.0},
@@ -22,14 +24,6 @@ CATBOOST_GRID: list[dict[str, Any]] = [
 SVM_GRID: list[dict[str, Any]] = [
     {"C": c, "gamma": g} for c in (0.3, 1.0, 3.0, 10.0) for g in ("scale", 0.01)
 ]
-
-
-class ProbaModel(Protocol):
-    """What the service needs of a fitted model."""
-
-    def predict_proba(self, x: np.ndarray) -> np.ndarray:
-        """Class probabilities, columns ordered as classes_ (0 = typed, 1 = handwritten)."""
-        ...  # pragma: no cover
 
 
 class ScaledSVC(ClassifierMixin, BaseEstimator):  # type: ignore[misc]  # sklearn is untyped
@@ -109,10 +103,3 @@ def make_model(
         )
         return CalibratedClassifierCV(svc, method="sigmoid", cv=splits)
     raise ValueError(f"unknown algorithm {algorithm!r}; choose from {', '.join(ALGORITHMS)}")
-
-
-def proba_handwritten(model: ProbaModel, x: np.ndarray) -> np.ndarray:
-    """Probability of the handwritten class (label 1) for each row."""
-    if x.shape[0] == 0:
-        return np.zeros(0)
-    return np.asarray(model.predict_proba(x), dtype=np.float64)[:, 1]

@@ -1,9 +1,11 @@
 """Model versions on disk: one folder each, with metadata.json checked on load.
 
 A version folder holds ``catboost.cbm`` (CatBoost's native format), ``svm.joblib`` (the scikit-learn
-pipeline), ``metadata.json`` (feature names and version, parameters, library versions, training-data
-hash, metrics, sha256 of every artefact) and the reports. Folders are written under a temporary name
-and renamed into place, so a failed or interrupted training never leaves a partial version.
+pipeline), ``lines.cbm`` (the line model), their compact NumPy forms (``*.npz``, see
+:mod:`app.models.compact`: what serving loads, so it never imports scikit-learn or CatBoost),
+``metadata.json`` (feature names and version, parameters, library versions, training-data hash,
+metrics, sha256 of every artefact) and the reports. Folders are written under a temporary name and
+renamed into place, so a failed or interrupted training never leaves a partial version.
 """
 
 from __future__ import annotations
@@ -21,19 +23,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import joblib
 import numpy as np
-from catboost import CatBoostClassifier
 
 from app.errors import ModelError, ModelIntegrityError, ModelNotFoundError
 from app.features import FEATURE_NAMES, FEATURE_VERSION
+from app.models import compact
+from app.models.base import ALGORITHMS, ProbaModel, proba_handwritten
 from app.models.verdict import VerdictRule
-from app.models.classifiers import ALGORITHMS, ProbaModel, proba_handwritten
 
 log = logging.getLogger(__name__)
 
 ARTEFACTS = {"catboost": "catboost.cbm", "svm": "svm.joblib", "lines": "lines.cbm"}
+COMPACT = {"catboost": "catboost.npz", "svm": "svm.npz", "lines": "lines.npz"}
+VERIFY_ROWS = 5000
 ACTIVE_FILE = "ACTIVE"
+STAGING = ".tmp-"  # + "<pid>-<version id>-<random>": a version being written
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,80}$")
 
 
@@ -60,6 +64,16 @@ def atomic_write_text(path: Path, text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: leave its folder alone
+        return True
+    return True
 
 
 @dataclass
@@ -122,7 +136,7 @@ def staging_dir(models_dir: Path, version_id: str) -> Iterator[Path]:
     final = models_dir / version_id
     if final.exists():
         raise ModelError(f"model version {version_id} already exists")
-    tmp = Path(tempfile.mkdtemp(dir=models_dir, prefix=f".tmp-{version_id}-"))
+    tmp = Path(tempfile.mkdtemp(dir=models_dir, prefix=f"{STAGING}{os.getpid()}-{version_id}-"))
     try:
         yield tmp
         tmp.chmod(0o755)  # mkdtemp makes 0700
@@ -132,16 +146,47 @@ def staging_dir(models_dir: Path, version_id: str) -> Iterator[Path]:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
-def save_models(folder: Path, models: dict[str, Any], metadata: dict[str, Any]) -> dict[str, Any]:
-    """Write the models and metadata.json (with artefact checksums) into ``folder``."""
-    artefacts: dict[str, dict[str, str]] = {}
+def write_compact(
+    folder: Path, algo: str, model: Any, rows: np.ndarray | None = None
+) -> dict[str, Any] | None:
+    """Write ``model``'s compact form beside it; None (and a warning) when it has none."""
+    if rows is not None and rows.shape[0] > VERIFY_ROWS:
+        pick = np.random.default_rng(0).choice(rows.shape[0], VERIFY_ROWS, replace=False)
+        rows = rows[np.sort(pick)]
+    path = folder / COMPACT[algo]
+    try:
+        diff = compact.export(model, path, rows)
+    except ValueError as e:
+        log.warning("%s: served by its library (%s)", algo, e)
+        path.unlink(missing_ok=True)
+        return None
+    return {"file": path.name, "sha256": sha256_file(path), "max_abs_difference": diff}
+
+
+def save_models(
+    folder: Path,
+    models: dict[str, Any],
+    metadata: dict[str, Any],
+    verify_rows: dict[str, np.ndarray] | None = None,
+) -> dict[str, Any]:
+    """Write the models, their compact forms and metadata.json (with checksums) into ``folder``.
+
+    ``verify_rows`` (per artefact: feature rows, e.g. the training rows) are where each compact
+    form is checked against its library model, besides rows drawn around the model itself.
+    """
+    artefacts: dict[str, dict[str, Any]] = {}
     for algo, model in models.items():
         name = ARTEFACTS[algo]
         if name.endswith(".cbm"):
             model.save_model(str(folder / name), format="cbm")
         else:
+            import joblib  # noqa: PLC0415 - only training pays for it
+
             joblib.dump(model, folder / name)
         artefacts[algo] = {"file": name, "sha256": sha256_file(folder / name)}
+        packed = write_compact(folder, algo, model, (verify_rows or {}).get(algo))
+        if packed is not None:
+            artefacts[algo]["compact"] = packed
     meta = {
         **metadata,
         "feature_names": list(FEATURE_NAMES),
@@ -152,8 +197,56 @@ def save_models(folder: Path, models: dict[str, Any], metadata: dict[str, Any]) 
     return meta
 
 
-def load_version(path: Path) -> ModelVersion:
-    """Load and verify a version folder.
+def add_compact_forms(path: Path) -> dict[str, Any]:
+    """Give a version written before compact forms existed its ``*.npz`` files.
+
+    Each is checked against the library model on rows drawn around the model (support vectors,
+    split borders); metadata.json is rewritten atomically. Returns the new artefact entries.
+    """
+    version = load_version(path, library=True)
+    meta = version.metadata
+    models: dict[str, Any] = {**version.models}
+    if version.line_model is not None:
+        models["lines"] = version.line_model
+    for algo, model in models.items():
+        packed = write_compact(path, algo, model)
+        if packed is not None:
+            meta["artefacts"][algo]["compact"] = packed
+    atomic_write_text(path / "metadata.json", json.dumps(meta, indent=2, sort_keys=True))
+    return dict(meta["artefacts"])
+
+
+def _verified(path: Path, entry: dict[str, Any]) -> Path:
+    file = path / str(entry["file"])
+    if not file.is_file() or sha256_file(file) != entry["sha256"]:
+        raise ModelIntegrityError(f"{file} is missing or does not match its sha256")
+    return file
+
+
+def _load_artefact(path: Path, art: dict[str, Any], *, library: bool) -> ProbaModel:
+    """The compact form when there is one (NumPy only), else the library's own model."""
+    packed = art.get("compact")
+    file = _verified(path, art)  # every artefact is checked, even the one not loaded
+    try:
+        if packed and not library:
+            return compact.load(_verified(path, packed))
+        if file.suffix == ".cbm":
+            from catboost import CatBoostClassifier  # noqa: PLC0415 - 2 s: only when needed
+
+            model: Any = CatBoostClassifier()
+            model.load_model(str(file), format="cbm")
+            return model  # type: ignore[no-any-return]  # catboost is untyped
+        import joblib  # noqa: PLC0415 - pulls scikit-learn in: only when needed
+
+        return joblib.load(file)  # type: ignore[no-any-return]  # joblib is untyped
+    except ModelIntegrityError:
+        raise
+    except Exception as e:  # noqa: BLE001 - any unpickling failure means a bad artefact
+        raise ModelIntegrityError(f"{path / str(art['file'])} cannot be loaded: {e}") from e
+
+
+def load_version(path: Path, *, library: bool = False) -> ModelVersion:
+    """Load and verify a version folder (``library``: the library models, not compact ones).
 
     Raises:
         ModelNotFoundError: no metadata.json there.
@@ -178,17 +271,7 @@ def load_version(path: Path) -> ModelVersion:
     for algo, art in meta.get("artefacts", {}).items():
         if algo not in (*ALGORITHMS, "lines"):
             continue
-        file = path / str(art["file"])
-        if not file.is_file() or sha256_file(file) != art["sha256"]:
-            raise ModelIntegrityError(f"{file} is missing or does not match its sha256")
-        try:
-            if file.suffix == ".cbm":
-                model: Any = CatBoostClassifier()
-                model.load_model(str(file), format="cbm")
-            else:
-                model = joblib.load(file)
-        except Exception as e:  # noqa: BLE001 - any unpickling failure means a bad artefact
-            raise ModelIntegrityError(f"{file} cannot be loaded: {e}") from e
+        model = _load_artefact(path, art, library=library)
         if algo == "lines":
             line_model = model
         else:
@@ -233,6 +316,19 @@ class Registry:
                 and (p / "metadata.json").is_file()
             )
         return found
+
+    def remove_stale_staging(self) -> int:
+        """Delete half-written versions whose training process is gone; how many."""
+        removed = 0
+        if not self.models_dir.is_dir():
+            return 0
+        for path in self.models_dir.glob(f"{STAGING}*"):
+            pid_text = path.name.removeprefix(STAGING).split("-", 1)[0]
+            if not path.is_dir() or not pid_text.isdigit() or _alive(int(pid_text)):
+                continue
+            shutil.rmtree(path, ignore_errors=True)
+            removed += 1
+        return removed
 
     def load(self, version_id: str) -> ModelVersion:
         """Load one version by id."""

@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from sklearn.linear_model import LogisticRegression
 
 LABEL_HANDWRITTEN = "handwritten"
 LABEL_TYPED = "typed"
@@ -110,6 +109,8 @@ def fit_rule(
     """
     if p.size == 0 or len(np.unique(y)) < 2:
         return VerdictRule()
+    from sklearn.linear_model import LogisticRegression  # noqa: PLC0415 - training only
+
     lr = LogisticRegression(C=1.0)
     lr.fit(_design(p, share), y, sample_weight=weights)
     a, b = (float(v) for v in lr.coef_[0])

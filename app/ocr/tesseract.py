@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import logging
 import os
+import re
+import subprocess
 from dataclasses import dataclass
 from functools import lru_cache
+from types import ModuleType
 
 import numpy as np
-import pytesseract
 from PIL import Image
 
 from app.config import get_settings
@@ -32,6 +34,42 @@ os.environ["OMP_THREAD_LIMIT"] = "1"
 
 MIN_VERSION = (4, 0)
 ENGINES = ("auto", "library", "cli")
+TESSERACT_CMD = "tesseract"
+CHECK_TIMEOUT = 15.0
+_VERSION = re.compile(r"tesseract\s+v?(\d+)\.(\d+)(?:\.(\d+))?")
+
+
+def _pytesseract() -> ModuleType:
+    """pytesseract, imported when the command engine first runs.
+
+    Importing it imports pandas when installed (about 1.5 s): the library engine and the checks
+    below never need it.
+    """
+    import pytesseract  # noqa: PLC0415
+
+    module: ModuleType = pytesseract
+    return module
+
+
+def _command_output(*args: str) -> str:
+    """stdout+stderr of ``tesseract args`` (bounded by CHECK_TIMEOUT)."""
+    try:
+        done = subprocess.run(
+            [TESSERACT_CMD, *args],
+            capture_output=True,
+            timeout=CHECK_TIMEOUT,
+            check=False,
+            stdin=subprocess.DEVNULL,
+        )
+    except FileNotFoundError as e:
+        raise MissingDependencyError(
+            "Could not find program 'tesseract' (install tesseract-ocr)"
+        ) from e
+    except subprocess.TimeoutExpired as e:
+        raise OcrTimeoutError(
+            f"'tesseract {' '.join(args)}' took longer than {CHECK_TIMEOUT:g} s"
+        ) from e
+    return (done.stdout + done.stderr).decode("utf-8", "replace")
 
 
 @dataclass(frozen=True)
@@ -50,25 +88,22 @@ class OcrWord:
 @lru_cache(maxsize=1)
 def tesseract_version() -> str:
     """Return tesseract's version, checked once; raise if it is missing or too old."""
-    try:
-        version = pytesseract.get_tesseract_version()
-    except pytesseract.TesseractNotFoundError as e:
-        raise MissingDependencyError(
-            "Could not find program 'tesseract' (install tesseract-ocr)"
-        ) from e
-    release = getattr(version, "release", None) or (0, 0)
-    if tuple(release[:2]) < MIN_VERSION:
+    output = _command_output("--version")
+    match = _VERSION.search(output)
+    if match is None:
+        raise MissingDependencyError(f"cannot read tesseract's version from {output[:80]!r}")
+    major, minor, patch = match.groups()
+    version = f"{major}.{minor}" + (f".{patch}" if patch is not None else "")
+    if (int(major), int(minor)) < MIN_VERSION:
         raise MissingDependencyError(f"tesseract {version} is too old; inkwell needs 4.0 or later")
-    return str(version)
+    return version
 
 
 def check_tesseract(lang: str) -> str:
     """Check tesseract and the language packs for ``lang`` (e.g. ``eng+fra``)."""
     version = tesseract_version()
-    try:
-        available = set(pytesseract.get_languages(config=""))
-    except (pytesseract.TesseractError, OSError) as e:  # pragma: no cover - binary misbehaving
-        raise MissingDependencyError(f"tesseract cannot list its languages: {e}") from e
+    lines = _command_output("--list-langs").splitlines()
+    available = {ln.strip() for ln in lines[1:] if ln.strip()}
     missing = [code for code in lang.split("+") if code not in available]
     if missing:
         raise MissingDependencyError(
@@ -138,6 +173,7 @@ def image_to_words(
         return []
     if resolve_engine(engine) == "library":
         return parse_tsv(libtesseract.engine(lang).tsv(image, psm=psm, timeout=timeout))
+    pytesseract = _pytesseract()
     try:
         tsv = pytesseract.image_to_data(
             Image.fromarray(image), lang=lang, config=f"--psm {psm}", timeout=timeout

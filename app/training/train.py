@@ -477,7 +477,9 @@ def train(
     if final.line_model is not None:
         models["lines"] = final.line_model
     with staging_dir(out_dir, version_id) as folder:
-        save_models(folder, models, metadata)
+        verify = dict.fromkeys(final.page_models, corpus.pages.x)
+        verify["lines"] = corpus.lines.x
+        save_models(folder, models, metadata, verify)
         write_reports(folder, report, roc_data)
         if loso_summary is not None:
             write_loso_pages(folder / "loso_pages.csv", loso_summary, docs)
