@@ -16,6 +16,7 @@ from typing import Any
 from app import __version__
 from app.config import Settings, get_settings
 from app.errors import AppError, ExitCode, WorkerCrashedError
+from app.processes import worker_pool
 
 log = logging.getLogger("app")
 
@@ -59,8 +60,15 @@ def _load_model(settings: Settings, model: str | None) -> Any:
 
 # ---------------------------------------------------------------------------- classify
 def cmd_classify(args: argparse.Namespace, settings: Settings) -> int:
-    """Classify files and folders; one row per page."""
-    from app.documents import load_pages
+    """Classify files and folders; one row per page.
+
+    No worker pool for a document or two of a page or two (starting one costs more than it
+    saves); pages stream through a pool otherwise. A bar on stderr (a terminal only) shows the
+    pages of a long batch.
+    """
+    from tqdm import tqdm
+
+    from app.documents import open_document
     from app.features import OcrSettings
     from app.models.predict import classify_pages
 
@@ -72,26 +80,44 @@ def cmd_classify(args: argparse.Namespace, settings: Settings) -> int:
     rows: list[dict[str, Any]] = []
     errors = 0
     jobs = args.jobs or settings.workers
-    pool = ProcessPoolExecutor(max_workers=jobs)
+    pool: ProcessPoolExecutor | None = None
+    bar = tqdm(total=0, desc="pages", unit="page", disable=None, leave=False)
     try:
         for f in files:
             try:
-                pages = load_pages(
+                doc = open_document(
                     f,
                     dpi=settings.render_dpi,
                     max_pages=settings.max_pages,
                     max_pixels=settings.max_image_pixels,
                     timeout=settings.pdf_timeout,
                 )
+                bar.total += doc.page_count
+                bar.refresh()
+                if pool is None and jobs > 1 and (len(files) > 2 or doc.page_count > 2):
+                    pool = worker_pool(jobs)
+                kept: list[Any] = []
+
+                def seen(page: Any, keep: list[Any] = kept) -> None:
+                    bar.update(1)
+                    if args.overlay:
+                        keep.append(page)
+
                 verdicts = classify_pages(
-                    pages, version, algorithm=args.algorithm, ocr=ocr, executor=pool
+                    doc.pages(),
+                    version,
+                    algorithm=args.algorithm,
+                    ocr=ocr,
+                    executor=pool,
+                    window=2 * jobs,
+                    on_page=seen,
                 )
             except AppError as e:
                 errors += 1
                 log.error("%s: %s", f, e.message)
-                if isinstance(e, WorkerCrashedError):  # the pool is broken: a fresh one
+                if isinstance(e, WorkerCrashedError) and pool is not None:  # broken: a new one
                     pool.shutdown(wait=False, cancel_futures=True)
-                    pool = ProcessPoolExecutor(max_workers=jobs)
+                    pool = worker_pool(jobs)
                 rows.append(
                     {
                         "path": str(f),
@@ -103,10 +129,12 @@ def cmd_classify(args: argparse.Namespace, settings: Settings) -> int:
                 )
                 continue
             if args.overlay:
-                write_overlays(Path(args.overlay), f, pages, verdicts)
+                write_overlays(Path(args.overlay), f, kept, verdicts)
             rows += [_row(f, v, with_lines=args.lines) for v in verdicts]
     finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+        bar.close()
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
     _print_rows(rows, args.format)
     return int(ExitCode.BAD_INPUT) if errors else 0
 

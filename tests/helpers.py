@@ -141,3 +141,18 @@ def make_manifest_dataset(root: Path, *, per_source: int = 3, dpi: int = 100) ->
     manifest = root / "manifest.csv"
     manifest.write_text("\n".join(rows) + "\n")
     return manifest
+
+
+def die_on_blank(image, ocr):  # type: ignore[no-untyped-def]
+    """A page worker killed on blank pages (as by the OOM killer) that works otherwise.
+
+    Module level, so a forkserver worker can import it: patch it over
+    ``app.models.predict.featurise_page``.
+    """
+    import os
+
+    from app.features import featurise_page
+
+    if image.min() == 255:
+        os._exit(1)
+    return featurise_page(image, ocr)

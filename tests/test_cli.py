@@ -16,6 +16,7 @@ from app.config import Settings
 from app.errors import ExitCode
 from app.training.train import TrainResult
 from tests.conftest import ROOT, SAMPLES, needs_tesseract
+from tests.helpers import die_on_blank
 
 
 @pytest.fixture
@@ -54,17 +55,6 @@ def test_classify_formats(capsys: pytest.CaptureFixture[str]) -> None:
     assert "p(handwritten)" in capsys.readouterr().out
 
 
-def _die_on_blank(args):  # type: ignore[no-untyped-def]
-    """A worker that is killed on blank pages (as by the OOM killer) and works otherwise."""
-    import os
-
-    from app.models import predict
-
-    if args[0].min() == 255:
-        os._exit(1)
-    return predict.__dict__["_real_featurise"](args)
-
-
 @needs_tesseract
 @pytest.mark.usefixtures("use_settings")
 def test_classify_survives_a_dead_worker(
@@ -76,9 +66,9 @@ def test_classify_survives_a_dead_worker(
     from app.models import predict
 
     Image.fromarray(np.full((300, 300), 255, np.uint8)).save(tmp_path / "a_blank.png")
-    (tmp_path / "b_typed.png").write_bytes((SAMPLES / "typed_minutes.png").read_bytes())
-    monkeypatch.setitem(predict.__dict__, "_real_featurise", predict._featurise)
-    monkeypatch.setattr(predict, "_featurise", _die_on_blank)  # forked workers see the patch
+    for name in ("b_typed.png", "c_typed.png"):  # three files: a worker pool is used
+        (tmp_path / name).write_bytes((SAMPLES / "typed_minutes.png").read_bytes())
+    monkeypatch.setattr(predict, "featurise_page", die_on_blank)  # workers import it by name
     code = cli.main(["classify", str(tmp_path), "--format", "json", "--jobs", "2"])
     captured = capsys.readouterr()
     assert code == ExitCode.BAD_INPUT
@@ -86,6 +76,7 @@ def test_classify_survives_a_dead_worker(
     assert rows["a_blank.png"]["label"] == "error"
     assert "worker process died" in rows["a_blank.png"]["error"]
     assert rows["b_typed.png"]["label"] == "typed"  # the next file ran on fresh workers
+    assert rows["c_typed.png"]["label"] == "typed"
 
 
 @needs_tesseract

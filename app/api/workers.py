@@ -1,28 +1,23 @@
-"""The service's worker processes (page featurisation runs there, OCR engine loaded once)."""
+"""The service's worker processes: page featurisation runs there, the OCR engine loaded once."""
 
 from __future__ import annotations
 
-import importlib
 import logging
-import multiprocessing
-import signal
 from concurrent.futures import ProcessPoolExecutor
 
 from app.errors import AppError
-from app.ocr import warm_up
+from app.processes import worker_pool
 
 log = logging.getLogger(__name__)
 
 
 def _worker_init(lang: str) -> None:
-    """Workers die on SIGTERM and leave Ctrl-C to the server, then load the feature stage.
+    """Load the feature stage and tesseract's language model now, not on the first request.
 
-    Importing it and loading tesseract's language model here means the first request does not
-    pay for either.
+    Only the feature stage: the models stay in the server process (smaller workers).
     """
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    importlib.import_module("app.models.predict")
+    from app.ocr import warm_up  # noqa: PLC0415 - imported in the worker, on purpose
+
     try:
         warm_up(lang)
     except AppError as e:  # reported by /health; the request will get the same error
@@ -30,21 +25,14 @@ def _worker_init(lang: str) -> None:
 
 
 def _ready() -> bool:
+    import app.features  # noqa: F401, PLC0415 - the worker's real cost, paid at start-up
+
     return True
 
 
 def make_executor(workers: int, lang: str = "eng") -> ProcessPoolExecutor:
-    """Worker processes for page featurisation.
-
-    ``forkserver`` rather than ``fork``: a forked worker would inherit the server's threads and its
-    signal handlers (uvicorn's SIGTERM handler only sets a flag), and outlive a stopped server.
-    """
-    executor = ProcessPoolExecutor(
-        max_workers=workers,
-        mp_context=multiprocessing.get_context("forkserver"),
-        initializer=_worker_init,
-        initargs=(lang,),
-    )
+    """Worker processes for page featurisation (they die with the server: app.processes)."""
+    executor = worker_pool(workers, initializer=_worker_init, initargs=(lang,))
     for _ in range(workers):  # start every worker now, in the background
         executor.submit(_ready)
     return executor

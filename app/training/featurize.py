@@ -4,21 +4,22 @@ from __future__ import annotations
 
 import logging
 import sys
-import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import as_completed
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
 import numpy as np
+from tqdm import tqdm
 
 from app.documents import Page, load_pages
 from app.errors import AppError, DatasetError, WorkerCrashedError
 from app.features import FEATURE_NAMES, OcrSettings, analyse_page
 from app.features.cache import FeatureCache
 from app.ocr import image_to_words
+from app.processes import worker_pool
 from app.training.augment import (
     augment,
     body_band,
@@ -160,7 +161,7 @@ def featurize(
         for job in todo:
             _finish(job, *_safe_run(job))
     else:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
+        with worker_pool(workers) as pool:
             futures = {pool.submit(_safe_run, job): job for job in todo}
             try:
                 for fut in as_completed(futures):
@@ -174,29 +175,36 @@ def featurize(
 
 
 class ProgressBar:
-    """A plain-text progress bar on stderr (no extra dependency)."""
+    """A progress bar on stderr, drawn by tqdm, called as ``bar(done, total)``.
 
-    def __init__(self, label: str, stream: TextIO | None = None, width: int = 30) -> None:
+    tqdm redraws in place on a terminal and, on a pipe or in a log, prints a line at most every
+    30 s, so long trainings leave a readable trace without flooding the log.
+    """
+
+    def __init__(self, label: str, stream: TextIO | None = None) -> None:
         """Draw to ``stream`` (stderr by default)."""
         self.label = label
         self.stream = stream or sys.stderr
-        self.width = width
-        self.start = time.monotonic()
-        self.tty = self.stream.isatty()
-        self._last = -1
+        self._bar: Any = None  # tqdm is untyped
 
     def __call__(self, done: int, total: int) -> None:
-        """Redraw for ``done`` of ``total``."""
-        pct = int(100 * done / total) if total else 100
-        if not self.tty and pct // 10 == self._last // 10 and done != total:
-            return
-        self._last = pct
-        filled = int(self.width * done / total) if total else self.width
-        bar = "#" * filled + "-" * (self.width - filled)
-        elapsed = time.monotonic() - self.start
-        end = "\n" if done >= total or not self.tty else "\r"
-        self.stream.write(f"{self.label} [{bar}] {done}/{total} {elapsed:5.0f}s{end}")
-        self.stream.flush()
+        """Show ``done`` of ``total``; closes itself when done."""
+        tty = self.stream.isatty()
+        if self._bar is None or self._bar.total != total:
+            if self._bar is not None:
+                self._bar.close()
+            self._bar = tqdm(
+                total=total,
+                desc=self.label,
+                file=self.stream,
+                unit="item",
+                dynamic_ncols=tty,
+                mininterval=0.2 if tty else 30.0,
+                ascii=not tty,
+            )
+        self._bar.update(done - self._bar.n)
+        if done >= total:
+            self._bar.close()
 
 
 def jobs_for(

@@ -12,13 +12,13 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
 from app.models.classifiers import CATBOOST_GRID, make_model, proba_handwritten
+from app.processes import worker_pool
 from app.training.corpus import Corpus
 from app.training.fold import FitOptions, fit_fold, predict_rows, source_weights
 
@@ -147,9 +147,7 @@ def run_loso(
                 progress(len(folds), len(left_out))
     else:
         opts = replace(opts, threads=1)  # one learner thread per fold process: no oversubscription
-        with ProcessPoolExecutor(
-            max_workers=workers, initializer=_init, initargs=(corpus, fullpage)
-        ) as pool:
+        with worker_pool(workers, initializer=_init, initargs=(corpus, fullpage)) as pool:
             for res in pool.map(run_fold, left_out, [opts] * len(left_out)):
                 folds.append(res)
                 if progress:
