@@ -32,6 +32,8 @@ WORKDIR /srv/inkwell
 COPY app ./app
 COPY models/default ./models/default
 COPY samples ./samples
+# bytecode compiled once at build (PYTHONDONTWRITEBYTECODE: the container never writes it itself)
+RUN /opt/venv/bin/python -m compileall -q app /opt/venv/lib
 ENV PATH=/opt/venv/bin:$PATH \
     OMP_THREAD_LIMIT=1 \
     MPLCONFIGDIR=/tmp/matplotlib \

@@ -39,6 +39,18 @@ class Settings(BaseSettings):
         "auto: the library when it matches the command's version.",
     )
     workers: int = Field(default_factory=lambda: max(1, os.cpu_count() or 1), ge=1)
+    max_pages_in_flight: int = Field(
+        default=0,
+        ge=0,
+        description="Pages being worked on across all /classify requests before new ones are "
+        "refused with 503 busy; 0: four per worker.",
+    )
+    page_window: int = Field(
+        default=0,
+        ge=0,
+        description="Pages of one document in flight at a time (rendered, queued or being "
+        "read); 0: two per worker.",
+    )
     log_level: str = "INFO"
 
 
@@ -46,3 +58,13 @@ class Settings(BaseSettings):
 def get_settings() -> Settings:
     """Return the process-wide settings (cached; tests override via dependency_overrides)."""
     return Settings()
+
+
+def pages_in_flight(settings: Settings) -> int:
+    """The service's page capacity (``max_pages_in_flight``, default four per worker)."""
+    return settings.max_pages_in_flight or 4 * settings.workers
+
+
+def page_window(settings: Settings) -> int:
+    """Pages of one document in flight (``page_window``, default two per worker)."""
+    return settings.page_window or 2 * settings.workers

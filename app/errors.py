@@ -149,6 +149,13 @@ class DatasetError(AppError):
     code = "dataset_error"
 
 
+class DatasetNotFoundError(DatasetError):
+    """No dataset by that name in the data directory."""
+
+    http_status = HTTPStatus.NOT_FOUND
+    code = "dataset_not_found"
+
+
 class PathNotAllowedError(DatasetError):
     """A dataset path points outside the data directory."""
 
@@ -164,9 +171,30 @@ class TrainingBusyError(AppError):
     code = "training_busy"
 
 
+class TrainingInterruptedError(AppError):
+    """The service is stopping: the running training gives up."""
+
+    exit_code = ExitCode.INTERRUPTED
+    http_status = HTTPStatus.SERVICE_UNAVAILABLE
+    code = "interrupted"
+
+
 class JobNotFoundError(AppError):
     """No training job with that id."""
 
     exit_code = ExitCode.USAGE
     http_status = HTTPStatus.NOT_FOUND
     code = "job_not_found"
+
+
+class ServiceBusyError(AppError):
+    """Too many pages are already in flight: come back after ``retry_after`` seconds."""
+
+    exit_code = ExitCode.INTERNAL
+    http_status = HTTPStatus.SERVICE_UNAVAILABLE
+    code = "busy"
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        """Keep the message and the advised wait in seconds (the ``Retry-After`` header)."""
+        super().__init__(message)
+        self.retry_after = retry_after

@@ -175,7 +175,7 @@ def test_train_refusals(client: TestClient) -> None:
     r = client.post("/train", json={"dataset": "/etc"})
     assert r.status_code == 403
     r = client.post("/train", json={"dataset": "nothing-here"})
-    assert r.status_code == 422 and "not found" in r.json()["detail"]
+    assert r.status_code == 404 and "not found" in r.json()["detail"]
     r = client.post("/train", json={"dataset": "tiny", "algorithms": ["knn"]})
     assert r.status_code == 422 and r.json()["code"] == "invalid_request"
     assert client.get("/train/nope").status_code == 404
@@ -309,3 +309,80 @@ def test_page_sent_upside_down_reports_its_orientation(client: TestClient) -> No
     assert page["skew"] == 0.0
     r = post(client, encode(upright, "PNG"), "upright.png")
     assert r.json()["pages"][0]["orientation"] == 0
+
+
+def test_busy_service_answers_503_with_retry_after(client: TestClient) -> None:
+    state = client.app.state.inkwell  # type: ignore[attr-defined]
+    admission = state.admission
+    taken = admission.acquire(admission.capacity)  # every page slot in use
+    try:
+        r = post(client, encode(typed_page(100), "PNG"), "p.png")
+        assert r.status_code == 503
+        assert r.json()["code"] == "busy"
+        assert 1 <= int(r.headers["Retry-After"]) <= 60
+        health = client.get("/health")
+        assert health.status_code == 200
+        assert health.json()["pages_in_flight"] == admission.capacity
+    finally:
+        admission.release(taken)
+    r = post(client, encode(typed_page(100), "PNG"), "p.png")
+    assert r.status_code == 200
+    assert admission.in_flight == 0  # the request gave its slots back
+
+
+def test_a_long_pdf_streams_through_a_bounded_window(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Pages are rendered a few at a time and at most `window` are in flight at once."""
+    from app.documents import loader
+    from app.models import predict
+
+    calls: list[tuple[int, int]] = []
+    real_render = loader._render
+    in_flight, peak = [0], [0]
+    real_featurise = predict.featurise_page
+
+    def render(path, doc, first, last):  # type: ignore[no-untyped-def]
+        calls.append((first, last))
+        in_flight[0] += last - first + 1
+        peak[0] = max(peak[0], in_flight[0])
+        return real_render(path, doc, first, last)
+
+    def featurise(image, ocr):  # type: ignore[no-untyped-def]
+        in_flight[0] -= 1
+        return real_featurise(image, ocr)
+
+    monkeypatch.setattr(loader, "_render", render)
+    monkeypatch.setattr(predict, "featurise_page", featurise)
+    pages = [typed_page(100, seed=i) for i in range(9)]
+    r = post(client, pdf_bytes(pages, 100), "long.pdf")
+    assert r.status_code == 200, r.text
+    assert [p["page"] for p in r.json()["pages"]] == list(range(1, 10))
+    assert calls == [(1, 4), (5, 8), (9, 9)]  # never the whole document at once
+    assert peak[0] <= loader.PDF_BATCH
+
+
+def test_nul_in_dataset_name_is_a_422_not_a_500(client: TestClient) -> None:
+    r = client.post("/train", json={"dataset": "a\x00b"})
+    assert r.status_code == 422
+    assert r.json()["code"] == "invalid_request"
+    r = client.post("/train", json={"dataset": "no-such-dataset"})
+    assert r.status_code == 404
+    assert r.json()["code"] == "dataset_not_found"
+
+
+def test_admission_estimates_retry_after_from_page_time() -> None:
+    from app.api.admission import Admission
+    from app.errors import ServiceBusyError
+
+    adm = Admission(capacity=4, workers=2, page_seconds=1.0)
+    assert adm.acquire(10) == 4  # a long document holds at most the capacity
+    with pytest.raises(ServiceBusyError) as busy:
+        adm.acquire(1)
+    assert busy.value.retry_after == 2  # 4 pages ahead, 1 s each, 2 workers
+    adm.release(4, pages_done=4, work_seconds=40.0)  # pages turn out to take 10 s
+    assert adm.in_flight == 0 and adm.page_seconds > 1.0
+    adm.acquire(4)
+    with pytest.raises(ServiceBusyError) as busy:
+        adm.check()
+    assert busy.value.retry_after > 2

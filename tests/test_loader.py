@@ -189,9 +189,7 @@ def test_pdf_pages_render_at_requested_dpi() -> None:
 def test_pdf_over_page_limit_refused_before_rendering(monkeypatch: pytest.MonkeyPatch) -> None:
     data = pdf_bytes([page()] * 3)
     called = []
-    monkeypatch.setattr(
-        loader_mod.pdf2image, "convert_from_bytes", lambda *a, **k: called.append(1)
-    )
+    monkeypatch.setattr(loader_mod.pdf2image, "convert_from_path", lambda *a, **k: called.append(1))
     with pytest.raises(TooManyPagesError, match="3 pages; the limit is 2"):
         load_pages(data, max_pages=2)
     assert not called
@@ -238,7 +236,7 @@ def test_pdf_render_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
     def slow(*_a: object, **_k: object) -> None:
         raise loader_mod.pdf_exc.PDFPopplerTimeoutError("Run poppler timeout.")
 
-    monkeypatch.setattr(loader_mod.pdf2image, "convert_from_bytes", slow)
+    monkeypatch.setattr(loader_mod.pdf2image, "convert_from_path", slow)
     with pytest.raises(OcrTimeoutError, match="longer than"):
         load_pages(pdf_bytes([page()]), timeout=1)
 
@@ -251,3 +249,35 @@ def test_pdfinfo_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(loader_mod.pdf2image, "pdfinfo_from_bytes", slow)
     with pytest.raises(OcrTimeoutError):
         load_pages(pdf_bytes([page()]), timeout=1)
+
+
+@needs_poppler
+def test_pdf_pages_are_rendered_lazily_in_batches(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[tuple[int, int]] = []
+    real = loader_mod._render
+
+    def spy(path, doc, first, last):  # type: ignore[no-untyped-def]
+        calls.append((first, last))
+        return real(path, doc, first, last)
+
+    monkeypatch.setattr(loader_mod, "_render", spy)
+    pages = [np.full((200, 150), 255 - 20 * i, np.uint8) for i in range(6)]
+    doc = loader_mod.open_document(pdf_bytes(pages, 100), dpi=100)
+    assert doc.page_count == 6 and calls == []  # counted, nothing rendered yet
+    it = doc.pages(batch=4)
+    first = next(it)
+    assert first.number == 1 and calls == [(1, 4)]
+    rest = list(it)
+    assert [p.number for p in rest] == [2, 3, 4, 5, 6]
+    assert calls == [(1, 4), (5, 6)]
+    assert int(rest[-1].image.mean()) == pytest.approx(255 - 100, abs=3)  # page 6's own pixels
+
+
+def test_tiff_frames_are_decoded_one_at_a_time() -> None:
+    frames = [Image.fromarray(np.full((40, 30), 50 * i, np.uint8)) for i in range(3)]
+    buf = io.BytesIO()
+    frames[0].save(buf, format="TIFF", save_all=True, append_images=frames[1:])
+    doc = loader_mod.open_document(buf.getvalue())
+    assert doc.page_count == 3 and doc.media_type == "image/tiff"
+    means = [int(p.image.mean()) for p in doc.pages()]
+    assert means == [0, 50, 100]

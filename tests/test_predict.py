@@ -81,3 +81,34 @@ def test_document_label() -> None:
     assert document_label([_verdict("typed"), _verdict("handwritten")]) == "mixed"
     assert document_label([_verdict("typed"), _verdict("empty", empty=True)]) == "typed"
     assert document_label([_verdict("empty", empty=True)]) == "empty"
+
+
+def test_featurise_stream_keeps_at_most_window_pages_in_flight(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from app.documents import Page
+    from app.features import OcrSettings
+    from app.models import predict
+
+    taken, finished, worst = [0], [0], [0]
+
+    def pages():  # type: ignore[no-untyped-def]
+        for i in range(1, 13):
+            taken[0] += 1
+            worst[0] = max(worst[0], taken[0] - finished[0])
+            yield Page(image=np.full((20, 20), 255, np.uint8), number=i, dpi=None)
+
+    def slow(image, ocr):  # type: ignore[no-untyped-def]
+        import time
+
+        time.sleep(0.01)
+        finished[0] += 1
+        return predict.PageRow([0.0], [], 1.0, 0, 0.0)
+
+    monkeypatch.setattr(predict, "featurise_page", slow)
+    with ThreadPoolExecutor(4) as pool:
+        rows = predict.featurise_stream(pages(), OcrSettings(), executor=pool, window=3)
+    assert [meta.number for meta, _ in rows] == list(range(1, 13))
+    assert worst[0] <= 3 + 1  # the window, plus the page being taken

@@ -1,9 +1,18 @@
-"""Training jobs run one at a time in a background thread."""
+"""Training jobs run one at a time in a background thread; their records live on disk.
+
+Each job is a JSON file in ``<models_dir>/.jobs/`` (written atomically on every change of status or
+stage, and at most every few seconds for progress), so a restarted service still answers for it: a
+finished job with its result, a job that was running when the service died ``interrupted``. A
+training writes its version under a temporary name and renames it only when complete, so an
+interrupted job leaves no version behind and never changes the served model.
+"""
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
+import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -13,27 +22,34 @@ from app.api.schemas import JobStatus, TrainRequest
 from app.api.state import ServiceState
 from app.errors import (
     AppError,
-    DatasetError,
+    DatasetNotFoundError,
     JobNotFoundError,
     PathNotAllowedError,
     TrainingBusyError,
+    TrainingInterruptedError,
 )
-from app.training.train import TrainConfig, train
+from app.models.registry import atomic_write_text
 
 log = logging.getLogger(__name__)
 
 
 def resolve_dataset(data_dir: Path, dataset: str) -> Path:
     """Resolve ``dataset`` inside ``data_dir``; refuse anything that leads out of it."""
+    if any(ord(c) < 32 or ord(c) == 127 for c in dataset):
+        raise PathNotAllowedError("dataset must not contain control characters")
     raw = Path(dataset)
     if raw.is_absolute() or ".." in raw.parts:
         raise PathNotAllowedError("dataset must be a relative path inside the data directory")
     root = data_dir.resolve()
-    target = (root / raw).resolve()
+    try:
+        target = (root / raw).resolve()
+        exists = target.exists()
+    except (OSError, ValueError) as e:  # a name too long for the file system, say
+        raise DatasetNotFoundError(f"no dataset '{dataset}' can exist ({e})") from e
     if not target.is_relative_to(root):
         raise PathNotAllowedError("dataset leads outside the data directory")
-    if not target.exists():
-        raise DatasetError(f"dataset '{dataset}' not found in the data directory")
+    if not exists:
+        raise DatasetNotFoundError(f"dataset '{dataset}' not found in the data directory")
     return target
 
 
@@ -41,15 +57,83 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
+JOBS_DIR = ".jobs"
+KEEP_JOBS = 200
+PROGRESS_EVERY = 2.0
+INTERRUPTED = (
+    "the service stopped while this job ran; the served model and the model versions are "
+    "unchanged: start the training again"
+)
+
+
+class JobStore:
+    """Job records as JSON files (atomic writes), one per job."""
+
+    def __init__(self, folder: Path) -> None:
+        """Records live in ``folder`` (made on first write)."""
+        self.folder = folder
+
+    def save(self, job: JobStatus) -> None:
+        """Write one record."""
+        try:
+            atomic_write_text(self.folder / f"{job.job_id}.json", job.model_dump_json(indent=1))
+        except OSError as e:  # a full disk must not kill the training: the record is in memory
+            log.error("cannot record training job %s: %s", job.job_id, e)
+
+    def load_all(self) -> dict[str, JobStatus]:
+        """Every readable record, newest last (unreadable ones are logged and skipped)."""
+        jobs: list[JobStatus] = []
+        if not self.folder.is_dir():
+            return {}
+        for path in self.folder.glob("*.json"):
+            try:
+                jobs.append(JobStatus.model_validate(json.loads(path.read_text("utf-8"))))
+            except (OSError, ValueError) as e:
+                log.warning("skipping unreadable job record %s: %s", path.name, e)
+        jobs.sort(key=lambda j: j.created_at)
+        for old in jobs[:-KEEP_JOBS]:
+            (self.folder / f"{old.job_id}.json").unlink(missing_ok=True)
+        return {j.job_id: j for j in jobs[-KEEP_JOBS:]}
+
+
 class JobManager:
-    """Holds job records; runs at most one training at a time."""
+    """Holds job records (in memory and on disk); runs at most one training at a time."""
 
     def __init__(self, state: ServiceState) -> None:
-        """Jobs train into ``state.settings.models_dir``."""
+        """Jobs train into ``state.settings.models_dir``; records of earlier runs are read.
+
+        A record still ``queued`` or ``running`` belongs to a service that died: it becomes
+        ``interrupted``.
+        """
         self.state = state
-        self.jobs: dict[str, JobStatus] = {}
+        self.store = JobStore(state.settings.models_dir / JOBS_DIR)
+        self.jobs: dict[str, JobStatus] = self.store.load_all()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
+        self._saved_at: dict[str, float] = {}
+        self._stopping = threading.Event()
+        for job_id, job in list(self.jobs.items()):
+            if job.status in ("queued", "running"):
+                self._interrupt(job_id)
+
+    def _interrupt(self, job_id: str) -> None:
+        self._update(job_id, status="interrupted", error=INTERRUPTED, finished_at=_now())
+
+    def shutdown(self, wait: float = 10.0) -> None:
+        """On a clean stop: a running job is recorded ``interrupted`` and told to give up.
+
+        It stops at its next progress report (its queued pages are cancelled, the pages being
+        read finish); ``wait`` seconds are given to it so its workers end cleanly.
+        """
+        self._stopping.set()
+        for job_id, job in list(self.jobs.items()):
+            if job.status in ("queued", "running"):
+                self._interrupt(job_id)
+        self.wait(wait)
+
+    def _check_stop(self) -> None:
+        if self._stopping.is_set():
+            raise TrainingInterruptedError("the service is stopping")
 
     def busy(self) -> bool:
         """Whether a job is queued or running."""
@@ -68,6 +152,7 @@ class JobManager:
                 created_at=_now(),
             )
             self.jobs[job.job_id] = job
+            self.store.save(job)
             self._thread = threading.Thread(
                 target=self._run, args=(job.job_id, path, request), daemon=True
             )
@@ -87,10 +172,34 @@ class JobManager:
             self._thread.join(timeout)
 
     def _update(self, job_id: str, **changes: Any) -> None:
+        """Change a record; write it unless only progress changed within PROGRESS_EVERY s."""
         with self._lock:
-            self.jobs[job_id] = self.jobs[job_id].model_copy(update=changes)
+            job = self.jobs[job_id]
+            if job.status == "interrupted" and changes.get("status") != "interrupted":
+                return  # the service is stopping: this job's outcome is already recorded
+            job = job.model_copy(update=changes)
+            self.jobs[job_id] = job
+            now = time.monotonic()
+            if set(changes) == {"progress"} and now - self._saved_at.get(job_id, 0.0) < (
+                PROGRESS_EVERY
+            ):
+                return
+            self._saved_at[job_id] = now
+            self.store.save(job)
+
+    def _progress(self, job_id: str, done: int, total: int) -> None:
+        self._check_stop()
+        self._update(job_id, progress={"done": done, "total": total})
+
+    def _stage(self, job_id: str, stage: str) -> None:
+        self._check_stop()
+        self._update(job_id, stage=stage)
 
     def _run(self, job_id: str, path: Path, request: TrainRequest) -> None:
+        # imported by the first training, not at start-up: scikit-learn and CatBoost cost the
+        # serving process seconds and about 150 MB it would otherwise never need
+        from app.training.train import TrainConfig, train  # noqa: PLC0415
+
         settings = self.state.settings
         self._update(job_id, status="running", stage="starting")
         cfg = TrainConfig(
@@ -99,6 +208,9 @@ class JobManager:
             test_size=request.test_size,
             augment=request.augment,
             loso=request.loso,
+            loso_progress=lambda done, total: self._stage(
+                job_id, f"leave-one-source-out: {done} of {total} folds"
+            ),
             fullpage_baseline=False,
             lang=settings.ocr_lang,
             ocr_timeout=settings.ocr_timeout,
@@ -111,10 +223,8 @@ class JobManager:
                 out_dir=settings.models_dir,
                 cache_dir=settings.cache_dir,
                 cfg=cfg,
-                progress=lambda done, total: self._update(
-                    job_id, progress={"done": done, "total": total}
-                ),
-                on_stage=lambda s: self._update(job_id, stage=s),
+                progress=lambda done, total: self._progress(job_id, done, total),
+                on_stage=lambda s: self._stage(job_id, s),
             )
             if request.activate:
                 self.state.set_active(result.version_id)

@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app import __version__
 from app.api.jobs import JobManager
@@ -16,7 +17,7 @@ from app.api.routes import api_router
 from app.api.state import ServiceState
 from app.api.workers import make_executor
 from app.config import Settings, get_settings
-from app.errors import AppError
+from app.errors import AppError, ServiceBusyError
 from app.models.registry import Registry
 from app.ocr import check_tesseract, engine_description
 
@@ -48,11 +49,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             log.info("serving model %s", state.active_id)
         except AppError as e:
             log.error("cannot load the active model: %s", e.message)
+        removed = state.registry.remove_stale_staging()
+        if removed:
+            log.warning("removed %d half-written model version(s) of dead trainings", removed)
         app.state.inkwell = state
-        app.state.jobs = JobManager(state)
+        app.state.jobs = jobs = JobManager(state)
         try:
             yield
         finally:
+            jobs.shutdown()
             if state.executor is not None:
                 state.executor.shutdown(wait=True, cancel_futures=True)
 
@@ -65,8 +70,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.exception_handler(AppError)
     async def app_error(_: Request, exc: AppError) -> JSONResponse:
+        headers = (
+            {"Retry-After": str(exc.retry_after)} if isinstance(exc, ServiceBusyError) else None
+        )
         return JSONResponse(
-            status_code=int(exc.http_status), content={"detail": exc.message, "code": exc.code}
+            status_code=int(exc.http_status),
+            content={"detail": exc.message, "code": exc.code},
+            headers=headers,
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        """Errors raised by Starlette itself (a malformed multipart body, say): same body."""
+        code = {400: "bad_request", 404: "not_found", 405: "method_not_allowed"}
+        return JSONResponse(
+            status_code=exc.status_code,
+            content={"detail": str(exc.detail), "code": code.get(exc.status_code, "http_error")},
+            headers=exc.headers,
         )
 
     @app.exception_handler(RequestValidationError)

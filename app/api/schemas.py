@@ -135,7 +135,10 @@ class TrainRequest(BaseModel):
 
     dataset: str = Field(
         min_length=1,
-        description="folder (handwritten/, typed/) or manifest.csv, relative to INKWELL_DATA_DIR",
+        max_length=255,
+        pattern=r"^[^\x00-\x1f\x7f]+$",
+        description="folder (handwritten/, typed/) or manifest.csv, relative to INKWELL_DATA_DIR "
+        "(no control characters, no absolute path, no '..')",
     )
     algorithms: list[Literal["catboost", "svm"]] = Field(default=["catboost", "svm"], min_length=1)
     test_size: float = Field(default=0.25, gt=0.05, le=0.5)
@@ -153,7 +156,10 @@ class JobStatus(BaseModel):
     """Where a training job stands."""
 
     job_id: str
-    status: Literal["queued", "running", "succeeded", "failed"]
+    status: Literal["queued", "running", "succeeded", "failed", "interrupted"] = Field(
+        description="`interrupted`: the service stopped while the job ran (the served model "
+        "and the versions are unchanged); start it again"
+    )
     stage: str | None = None
     progress: dict[str, int] = Field(default_factory=dict, description="pages featurised / total")
     dataset: str

@@ -7,8 +7,9 @@ import threading
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 
+from app.api.admission import Admission
 from app.api.workers import make_executor
-from app.config import Settings
+from app.config import Settings, pages_in_flight
 from app.models.registry import ModelVersion, Registry
 
 log = logging.getLogger(__name__)
@@ -24,9 +25,18 @@ class ServiceState:
     tesseract: str | None = None
     tesseract_error: str | None = None
     ocr_engine: str | None = None
+    admission: Admission = field(init=False)
     _versions: dict[str, ModelVersion] = field(default_factory=dict)
     _active: str = "default"
     _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        self.admission = Admission(pages_in_flight(self.settings), self.settings.workers)
+
+    def active_loaded(self) -> ModelVersion | None:
+        """The active version if it is loaded (never touches the disk: for /health)."""
+        with self._lock:
+            return self._versions.get(self._active)
 
     def restart_workers(self, broken: ProcessPoolExecutor) -> None:
         """Replace a pool whose worker died (once, however many requests saw it break)."""

@@ -6,11 +6,14 @@ mapped to an :class:`~app.errors.AppError` with a message a user understands.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 import re
 import shutil
+import tempfile
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,6 +41,7 @@ PathOrBytes = str | Path | bytes
 DEFAULT_MAX_PAGES = 200
 DEFAULT_MAX_PIXELS = 120_000_000
 MIN_SIDE = 8
+PDF_BATCH = 4  # pages per pdftoppm call: amortises its start, bounds memory
 
 MEDIA_TYPES = {
     "pdf": "application/pdf",
@@ -101,7 +105,41 @@ def _read(source: PathOrBytes) -> bytes:
         raise CorruptDocumentError(f"Cannot read {path}: {e.strerror}") from e
 
 
-def load_pages(
+@dataclass(frozen=True)
+class Document:
+    """An opened, checked document whose pages are rendered only when iterated.
+
+    ``page_count`` is known (and the page limit enforced) before any page is rendered; iterating
+    :meth:`pages` renders a PDF a few pages at a time and decodes image frames one at a time, so
+    memory does not grow with the length of the document.
+    """
+
+    name: str
+    fmt: str
+    page_count: int
+    data: bytes
+    dpi: float | None
+    max_pixels: int
+    timeout: float
+
+    @property
+    def media_type(self) -> str:
+        """The MIME type of the detected format."""
+        return MEDIA_TYPES[self.fmt]
+
+    def pages(self, batch: int = PDF_BATCH) -> Iterator[Page]:
+        """The pages in document order, numbered from 1.
+
+        Raises:
+            AppError: a page cannot be rendered or decoded, or is too large or too small.
+        """
+        if self.fmt == "pdf":
+            yield from _pdf_pages(self, batch=max(1, batch))
+        else:
+            yield from _image_pages(self)
+
+
+def open_document(
     source: PathOrBytes,
     *,
     filename: str | None = None,
@@ -109,8 +147,8 @@ def load_pages(
     max_pages: int = DEFAULT_MAX_PAGES,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     timeout: float = 120.0,
-) -> list[Page]:
-    """Load every page of a PDF or image.
+) -> Document:
+    """Read, identify and count a PDF or image, without rendering its pages.
 
     Args:
         source: a path or the raw bytes.
@@ -119,9 +157,6 @@ def load_pages(
         max_pages: refuse documents with more pages, before rendering them.
         max_pixels: refuse pages with more pixels (decompression bombs).
         timeout: seconds allowed to each poppler call.
-
-    Returns:
-        The pages in document order, numbered from 1.
 
     Raises:
         AppError: a subclass that says what is wrong with the input.
@@ -136,13 +171,47 @@ def load_pages(
             f"{name} is not a PDF or a supported image (PNG, JPEG, TIFF, BMP, WebP)"
         )
     if fmt == "pdf":
-        pages = _load_pdf(
+        count, render_dpi = _pdf_layout(
             data, name=name, dpi=dpi, max_pages=max_pages, max_pixels=max_pixels, timeout=timeout
         )
     else:
-        pages = _load_image(data, name=name, max_pages=max_pages, max_pixels=max_pixels)
-    log.debug("loaded %s: %s, %d page(s)", name, fmt, len(pages))
-    return pages
+        count = _image_count(data, name=name, max_pages=max_pages, max_pixels=max_pixels)
+        render_dpi = None
+    log.debug("opened %s: %s, %d page(s)", name, fmt, count)
+    return Document(
+        name=name,
+        fmt=fmt,
+        page_count=count,
+        data=data,
+        dpi=render_dpi,
+        max_pixels=max_pixels,
+        timeout=timeout,
+    )
+
+
+def load_pages(
+    source: PathOrBytes,
+    *,
+    filename: str | None = None,
+    dpi: int = 300,
+    max_pages: int = DEFAULT_MAX_PAGES,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    timeout: float = 120.0,
+) -> list[Page]:
+    """Every page of a PDF or image in memory (see :func:`open_document` for the arguments).
+
+    For short documents (training pages, tests); long ones should iterate
+    :meth:`Document.pages` instead.
+    """
+    doc = open_document(
+        source,
+        filename=filename,
+        dpi=dpi,
+        max_pages=max_pages,
+        max_pixels=max_pixels,
+        timeout=timeout,
+    )
+    return list(doc.pages())
 
 
 # --------------------------------------------------------------------------------------- PDF
@@ -170,9 +239,10 @@ def _pdfinfo(data: bytes, *, name: str, timeout: float) -> dict[str, object]:
     return info
 
 
-def _load_pdf(
+def _pdf_layout(
     data: bytes, *, name: str, dpi: int, max_pages: int, max_pixels: int, timeout: float
-) -> list[Page]:
+) -> tuple[int, float]:
+    """Page count (checked against the limit) and the resolution to render at."""
     info = _pdfinfo(data, name=name, timeout=timeout)
     count = int(str(info.get("Pages", 0)))
     if count < 1:
@@ -186,22 +256,47 @@ def _load_pdf(
         if w_in * h_in * render_dpi**2 > max_pixels:
             render_dpi = max(10.0, (max_pixels / max(w_in * h_in, 1e-6)) ** 0.5)
             log.warning("%s: pages are large, rendering at %.0f dpi", name, render_dpi)
+    return count, float(round(render_dpi))
+
+
+def _render(path: Path, doc: Document, first: int, last: int) -> list[Image.Image]:
+    timeout = int(doc.timeout) or 1
     try:
-        images = pdf2image.convert_from_bytes(
-            data, dpi=round(render_dpi), grayscale=True, timeout=int(timeout) or 1, thread_count=1
+        images: list[Image.Image] = pdf2image.convert_from_path(
+            path,
+            dpi=round(doc.dpi or 200),
+            grayscale=True,
+            first_page=first,
+            last_page=last,
+            timeout=timeout,
+            thread_count=1,
         )
     except pdf_exc.PDFPopplerTimeoutError as e:
-        raise OcrTimeoutError(f"Rendering {name} took longer than {timeout:g} s") from e
+        raise OcrTimeoutError(
+            f"Rendering {doc.name} pages {first}-{last} took longer than {doc.timeout:g} s"
+        ) from e
     except pdf_exc.PDFPageCountError as e:
-        raise CorruptDocumentError(f"{name} is a damaged or truncated PDF") from e
+        raise CorruptDocumentError(f"{doc.name} is a damaged or truncated PDF") from e
     except (OSError, ValueError, Image.DecompressionBombError) as e:
-        raise CorruptDocumentError(f"{name} could not be rendered: {e}") from e
-    if len(images) != count:
+        raise CorruptDocumentError(f"{doc.name} could not be rendered: {e}") from e
+    if len(images) != last - first + 1:
         raise CorruptDocumentError(
-            f"{name} is damaged: {len(images)} of {count} pages could be rendered"
+            f"{doc.name} is damaged: pages {first}-{last} could not all be rendered"
         )
-    dpi_used = float(round(render_dpi))
-    return [Page(image=_to_grey(img), number=i, dpi=dpi_used) for i, img in enumerate(images, 1)]
+    return images
+
+
+def _pdf_pages(doc: Document, *, batch: int) -> Iterator[Page]:
+    """Render ``batch`` pages per pdftoppm call (``-f``/``-l``): one copy of the PDF on disk."""
+    with tempfile.TemporaryDirectory(prefix="inkwell-pdf-") as tmp:
+        path = Path(tmp) / "document.pdf"
+        path.write_bytes(doc.data)
+        for first in range(1, doc.page_count + 1, batch):
+            last = min(doc.page_count, first + batch - 1)
+            images = _render(path, doc, first, last)
+            for number, img in enumerate(images, first):
+                yield Page(image=_to_grey(img), number=number, dpi=doc.dpi)
+            del images
 
 
 # ------------------------------------------------------------------------------------ images
@@ -214,44 +309,63 @@ def _image_dpi(img: Image.Image) -> float | None:
     return value if 10.0 <= value <= 5000.0 else None
 
 
-def _load_image(data: bytes, *, name: str, max_pages: int, max_pixels: int) -> list[Page]:
-    old_limit = Image.MAX_IMAGE_PIXELS
-    pages: list[Page] = []
+@contextlib.contextmanager
+def _open_image(data: bytes, *, name: str) -> Iterator[Image.Image]:
+    """Pillow's image, decoding errors mapped to user errors.
+
+    Pillow's own pixel limit is a process-wide global, so it is left alone (threads share it);
+    every frame is checked against ``max_pixels`` by the caller before it is decoded.
+    """
     try:
-        Image.MAX_IMAGE_PIXELS = max_pixels
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data)) as img:
-                n_frames = int(getattr(img, "n_frames", 1))
-                if n_frames > max_pages:
-                    raise TooManyPagesError(
-                        f"{name} has {n_frames} pages; the limit is {max_pages}"
-                    )
-                for number, frame in enumerate(ImageSequence.Iterator(img), 1):
-                    if frame.width * frame.height > max_pixels:
-                        raise DocumentTooLargeError(
-                            f"{name} page {number} has {frame.width}x{frame.height} pixels; "
-                            f"the limit is {max_pixels} pixels"
-                        )
-                    dpi = _image_dpi(frame)
-                    frame.load()
-                    oriented = ImageOps.exif_transpose(frame) if number == 1 else frame.copy()
-                    pages.append(Page(image=_to_grey(oriented), number=number, dpi=dpi))
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-        raise DocumentTooLargeError(
-            f"{name} is larger than the limit of {max_pixels} pixels"
-        ) from e
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data))
+    except Image.DecompressionBombError as e:
+        raise DocumentTooLargeError(f"{name} is too large to decode ({e})") from e
     except (OSError, SyntaxError, ValueError, EOFError) as e:
         raise CorruptDocumentError(f"{name} is a damaged or truncated image ({e})") from e
-    finally:
-        Image.MAX_IMAGE_PIXELS = old_limit
-    for page in pages:
-        if min(page.image.shape) < MIN_SIDE:
-            raise ImageTooSmallError(
-                f"{name} page {page.number} is {page.width}x{page.height} pixels: too small "
-                f"to hold writing (at least {MIN_SIDE}x{MIN_SIDE})"
-            )
-    return pages
+    try:
+        with img:
+            yield img
+    except Image.DecompressionBombError as e:
+        raise DocumentTooLargeError(f"{name} is too large to decode ({e})") from e
+    except (OSError, SyntaxError, ValueError, EOFError) as e:
+        raise CorruptDocumentError(f"{name} is a damaged or truncated image ({e})") from e
+
+
+def _check_size(frame: Image.Image, *, name: str, number: int, max_pixels: int) -> None:
+    if frame.width * frame.height > max_pixels:
+        raise DocumentTooLargeError(
+            f"{name} page {number} has {frame.width}x{frame.height} pixels; "
+            f"the limit is {max_pixels} pixels"
+        )
+
+
+def _image_count(data: bytes, *, name: str, max_pages: int, max_pixels: int) -> int:
+    with _open_image(data, name=name) as img:
+        _check_size(img, name=name, number=1, max_pixels=max_pixels)
+        n_frames = int(getattr(img, "n_frames", 1))
+    if n_frames > max_pages:
+        raise TooManyPagesError(f"{name} has {n_frames} pages; the limit is {max_pages}")
+    return n_frames
+
+
+def _image_pages(doc: Document) -> Iterator[Page]:
+    """Decode one frame at a time (multi-page TIFF), checking each frame's size."""
+    name, max_pixels = doc.name, doc.max_pixels
+    with _open_image(doc.data, name=name) as img:
+        for number, frame in enumerate(ImageSequence.Iterator(img), 1):
+            _check_size(frame, name=name, number=number, max_pixels=max_pixels)
+            dpi = _image_dpi(frame)
+            frame.load()
+            oriented = ImageOps.exif_transpose(frame) if number == 1 else frame.copy()
+            page = Page(image=_to_grey(oriented), number=number, dpi=dpi)
+            if min(page.image.shape) < MIN_SIDE:
+                raise ImageTooSmallError(
+                    f"{name} page {page.number} is {page.width}x{page.height} pixels: too "
+                    f"small to hold writing (at least {MIN_SIDE}x{MIN_SIDE})"
+                )
+            yield page
 
 
 def _to_grey(img: Image.Image) -> np.ndarray:

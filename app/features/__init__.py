@@ -5,7 +5,9 @@ from app.features.extract import (
     FEATURE_VERSION,
     OcrSettings,
     PageAnalysis,
+    PageRow,
     analyse_page,
+    featurise_page,
     page_features,
 )
 
@@ -14,6 +16,8 @@ __all__ = [
     "FEATURE_VERSION",
     "OcrSettings",
     "PageAnalysis",
+    "PageRow",
     "analyse_page",
+    "featurise_page",
     "page_features",
 ]

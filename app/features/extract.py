@@ -562,3 +562,27 @@ def _analyse(grey: np.ndarray, ocr: OcrSettings) -> tuple[PageAnalysis, list[int
 def page_features(grey: np.ndarray, ocr: OcrSettings | None = None) -> dict[str, float]:
     """The named features of one page, in FEATURE_NAMES order."""
     return analyse_page(grey, ocr).features
+
+
+@dataclass(frozen=True)
+class PageRow:
+    """What a worker sends back for one page: features, line infos, timing, orientation."""
+
+    features: list[float]
+    lines: list[LineInfo]
+    elapsed_ms: float
+    orientation: int
+    skew: float
+
+
+def featurise_page(image: np.ndarray, ocr: OcrSettings) -> PageRow:
+    """Features of one page (runs in a worker process)."""
+    t0 = time.perf_counter()
+    analysis = analyse_page(image, ocr)
+    return PageRow(
+        features=[analysis.features[n] for n in FEATURE_NAMES],
+        lines=analysis.line_infos,
+        elapsed_ms=1000 * (time.perf_counter() - t0),
+        orientation=analysis.orientation,
+        skew=analysis.skew,
+    )

@@ -8,8 +8,9 @@ handwritten or typed from the page probability and the handwritten share togethe
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
-from concurrent.futures import Executor
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Executor, Future
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 
@@ -17,7 +18,7 @@ import numpy as np
 
 from app.documents import Page
 from app.errors import WorkerCrashedError
-from app.features import FEATURE_NAMES, OcrSettings, analyse_page
+from app.features import FEATURE_NAMES, OcrSettings, PageRow, featurise_page
 from app.features.lines import LineInfo
 from app.models.registry import ModelVersion
 from app.models.verdict import LABEL_HANDWRITTEN, LABEL_MIXED, LABEL_TYPED, VerdictRule
@@ -53,15 +54,14 @@ class PageVerdict:
     skew: float = 0.0
 
 
-def _featurise(
-    args: tuple[np.ndarray, OcrSettings],
-) -> tuple[list[float], list[LineInfo], float, tuple[int, float]]:
-    image, ocr = args
-    t0 = time.perf_counter()
-    analysis = analyse_page(image, ocr)
-    feats = [analysis.features[n] for n in FEATURE_NAMES]
-    turned = (analysis.orientation, analysis.skew)
-    return feats, analysis.line_infos, 1000 * (time.perf_counter() - t0), turned
+@dataclass(frozen=True)
+class PageMeta:
+    """A page's number and size, kept while its image is dropped."""
+
+    number: int
+    width: int
+    height: int
+    dpi: float | None
 
 
 def final_label(p_page: float, share: float | None, rule: VerdictRule) -> str:
@@ -92,54 +92,110 @@ def _lines(
     return verdicts, share
 
 
+def _crashed(e: BaseException) -> WorkerCrashedError:
+    return WorkerCrashedError(
+        "a worker process died while reading this document (killed, out of memory, or a "
+        "crash in the OCR engine); the workers are restarted: retry the request"
+    )
+
+
+def featurise_stream(
+    pages: Iterable[Page],
+    ocr: OcrSettings,
+    *,
+    executor: Executor | None = None,
+    window: int = 2,
+    on_page: Callable[[Page], None] | None = None,
+) -> list[tuple[PageMeta, PageRow]]:
+    """Featurise pages as they come, at most ``window`` of them in flight, order preserved.
+
+    A page's image is dropped as soon as its worker has answered, so memory depends on
+    ``window``, not on the number of pages. ``on_page`` sees each page as it is taken (e.g. to
+    make a thumbnail) and must not keep its image.
+    """
+    window = max(1, window)
+    done: list[tuple[PageMeta, PageRow]] = []
+    pending: deque[tuple[PageMeta, Future[PageRow]]] = deque()
+    try:
+        for page in pages:
+            if on_page is not None:
+                on_page(page)
+            meta = PageMeta(page.number, page.width, page.height, page.dpi)
+            if executor is None:
+                done.append((meta, featurise_page(page.image, ocr)))
+                continue
+            pending.append((meta, executor.submit(featurise_page, page.image, ocr)))
+            del page
+            while len(pending) >= window:
+                head, fut = pending.popleft()
+                done.append((head, fut.result()))
+        while pending:
+            head, fut = pending.popleft()
+            done.append((head, fut.result()))
+    except BrokenProcessPool as e:
+        raise _crashed(e) from e
+    finally:
+        for _, fut in pending:  # an error on one page: the others are not worth finishing
+            fut.cancel()
+    return done
+
+
+def verdicts_for(
+    rows: Sequence[tuple[PageMeta, PageRow]], version: ModelVersion, algorithm: str | None = None
+) -> list[PageVerdict]:
+    """Page verdicts from featurised pages (one batched prediction for the whole document)."""
+    if not rows:
+        return []
+    x = np.array([r.features for _, r in rows], dtype=np.float64)
+    proba = version.predict(x, algorithm)
+    rule = version.verdict_rule(algorithm)
+    empty_col = FEATURE_NAMES.index("empty")
+    verdicts = []
+    for (meta, row), p in zip(rows, proba, strict=True):
+        empty = row.features[empty_col] > 0.5
+        lines, share = ([], None) if empty else _lines(version, row.lines)
+        label = LABEL_EMPTY if empty else final_label(float(p), share, rule)
+        q = rule.score(float(p), share)
+        verdicts.append(
+            PageVerdict(
+                page=meta.number,
+                label=label,
+                confidence=float(max(q, 1 - q)),
+                p_handwritten=float(q),
+                width=meta.width,
+                height=meta.height,
+                dpi=meta.dpi,
+                elapsed_ms=row.elapsed_ms,
+                empty=bool(empty),
+                handwritten_share=share,
+                lines=lines,
+                orientation=row.orientation,
+                skew=row.skew,
+            )
+        )
+    return verdicts
+
+
 def classify_pages(
-    pages: Sequence[Page],
+    pages: Iterable[Page],
     version: ModelVersion,
     *,
     algorithm: str | None = None,
     ocr: OcrSettings | None = None,
     executor: Executor | None = None,
+    window: int | None = None,
+    on_page: Callable[[Page], None] | None = None,
 ) -> list[PageVerdict]:
-    """Classify pages (in parallel when an executor is given), order preserved."""
-    ocr = ocr or OcrSettings()
-    args = [(p.image, ocr) for p in pages]
-    try:
-        rows = list(executor.map(_featurise, args)) if executor else [_featurise(a) for a in args]
-    except BrokenProcessPool as e:
-        raise WorkerCrashedError(
-            "a worker process died while reading this document (killed, out of memory, or a "
-            "crash in the OCR engine); the workers are restarted: retry the request"
-        ) from e
-    if not rows:
-        return []
-    x = np.array([r[0] for r in rows], dtype=np.float64)
-    proba = version.predict(x, algorithm)
-    rule = version.verdict_rule(algorithm)
-    empty_col = FEATURE_NAMES.index("empty")
-    verdicts = []
-    for page, (feats, infos, ms, (orientation, skew)), p in zip(pages, rows, proba, strict=True):
-        empty = feats[empty_col] > 0.5
-        lines, share = ([], None) if empty else _lines(version, infos)
-        label = LABEL_EMPTY if empty else final_label(float(p), share, rule)
-        q = rule.score(float(p), share)
-        verdicts.append(
-            PageVerdict(
-                page=page.number,
-                label=label,
-                confidence=float(max(q, 1 - q)),
-                p_handwritten=float(q),
-                width=page.width,
-                height=page.height,
-                dpi=page.dpi,
-                elapsed_ms=ms,
-                empty=bool(empty),
-                handwritten_share=share,
-                lines=lines,
-                orientation=orientation,
-                skew=skew,
-            )
-        )
-    return verdicts
+    """Classify pages (in parallel when an executor is given), order preserved.
+
+    ``window`` bounds the pages in flight (default: twice the executor's workers).
+    """
+    if window is None:
+        window = 2 * int(getattr(executor, "_max_workers", 1) or 1)
+    rows = featurise_stream(
+        pages, ocr or OcrSettings(), executor=executor, window=window, on_page=on_page
+    )
+    return verdicts_for(rows, version, algorithm)
 
 
 def document_label(verdicts: Sequence[PageVerdict]) -> str:

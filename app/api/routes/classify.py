@@ -23,8 +23,8 @@ from app.api.schemas import (
     PageResult,
     Probabilities,
 )
-from app.documents import detect_format, load_pages
-from app.documents.loader import MEDIA_TYPES
+from app.config import page_window
+from app.documents import open_document
 from app.errors import (
     DocumentTooLargeError,
     MissingDependencyError,
@@ -32,8 +32,8 @@ from app.errors import (
     WorkerCrashedError,
 )
 from app.features import FEATURE_VERSION, OcrSettings
-from app.models.classifiers import ALGORITHMS
-from app.models.predict import classify_pages, document_label
+from app.models.base import ALGORITHMS
+from app.models.predict import PageVerdict, classify_pages, document_label
 
 router = APIRouter(tags=["classify"])
 
@@ -46,9 +46,20 @@ _ERRORS: dict[int | str, dict[str, object]] = {
         (413, "upload or image too large"),
         (415, "not a PDF or supported image"),
         (422, "corrupt, encrypted, or too many pages"),
-        (503, "tesseract or poppler missing, or a worker died (workers restarted: retry)"),
+        (
+            503,
+            "busy (code `busy`, see Retry-After), tesseract or poppler missing, or a worker "
+            "died (workers restarted: retry)",
+        ),
         (504, "OCR or rendering timed out"),
     )
+}
+_ERRORS[503]["headers"] = {
+    "Retry-After": {
+        "description": "with code `busy`: seconds after which a retry is likely to be admitted",
+        "schema": {"type": "integer", "minimum": 1},
+        "required": False,
+    }
 }
 
 
@@ -105,9 +116,11 @@ async def classify(
     algorithm = algorithm or version.default_algorithm
     if algorithm not in version.models:
         raise ModelNotFoundError(f"model {version.id} has no {algorithm} classifier")
+    admission = state.admission
+    admission.check()  # refuse at once, before reading the upload, when every slot is taken
     data = await _read_limited(file, settings.max_upload_bytes)
-    pages = await asyncio.to_thread(
-        load_pages,
+    doc = await asyncio.to_thread(
+        open_document,
         data,
         filename=file.filename or "upload",
         dpi=settings.render_dpi,
@@ -115,23 +128,38 @@ async def classify(
         max_pixels=settings.max_image_pixels,
         timeout=settings.pdf_timeout,
     )
+    slots = admission.acquire(min(doc.page_count, page_window(settings)))
     ocr = OcrSettings(lang=lang or settings.ocr_lang, timeout=settings.ocr_timeout)
     executor = state.executor
+    thumbs: list[str] = []
+    verdicts: list[PageVerdict] = []
     try:
         verdicts = await asyncio.to_thread(
-            classify_pages, pages, version, algorithm=algorithm, ocr=ocr, executor=executor
+            classify_pages,
+            doc.pages(),
+            version,
+            algorithm=algorithm,
+            ocr=ocr,
+            executor=executor,
+            window=slots,
+            on_page=(lambda page: thumbs.append(_thumbnail(page.image))) if thumbnails else None,
         )
     except WorkerCrashedError:
         if executor is not None:
             state.restart_workers(executor)
         raise
-    fmt = detect_format(data) or "pdf"
+    finally:
+        admission.release(
+            slots,
+            pages_done=len(verdicts),
+            work_seconds=sum(v.elapsed_ms for v in verdicts) / 1000,
+        )
     return ClassifyResponse(
         document=DocumentInfo(
             filename=file.filename,
-            media_type=MEDIA_TYPES[fmt],
+            media_type=doc.media_type,
             sha256=hashlib.sha256(data).hexdigest(),
-            page_count=len(pages),
+            page_count=doc.page_count,
         ),
         model=ModelInfo(id=version.id, algorithm=algorithm, feature_version=FEATURE_VERSION),
         label=document_label(verdicts),
@@ -152,7 +180,7 @@ async def classify(
                 ]
                 if lines
                 else None,
-                thumbnail=_thumbnail(page.image) if thumbnails else None,
+                thumbnail=thumbs[i] if thumbnails else None,
                 width=v.width,
                 height=v.height,
                 dpi=v.dpi,
@@ -160,7 +188,7 @@ async def classify(
                 skew=round(v.skew, 2),
                 elapsed_ms=round(v.elapsed_ms, 1),
             )
-            for v, page in zip(verdicts, pages, strict=True)
+            for i, v in enumerate(verdicts)
         ],
         elapsed_ms=round(1000 * (time.perf_counter() - t0), 1),
     )

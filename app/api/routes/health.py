@@ -18,24 +18,31 @@ router = APIRouter(tags=["health"])
     summary="Service status, tesseract version, active model",
     responses={503: {"description": "degraded: tesseract or the active model is unusable"}},
 )
-def health(state: StateDep, response: Response) -> dict[str, Any]:
-    """200 ``ok`` when tesseract and the active model are usable, else 503 ``degraded``."""
+async def health(state: StateDep, response: Response) -> dict[str, Any]:
+    """200 ``ok`` when tesseract and the active model are usable, else 503 ``degraded``.
+
+    Answered on the event loop from memory only (no thread, no disk), so it stays fast however
+    busy the workers are; ``pages_in_flight`` shows the load.
+    """
     problems = []
     if state.tesseract is None:
         problems.append(state.tesseract_error or "tesseract unavailable")
-    try:
-        model = state.version()
-        active: dict[str, Any] | None = {"id": model.id, "algorithm": model.default_algorithm}
-    except Exception as e:  # noqa: BLE001 - health must always answer
-        active = None
-        problems.append(f"model: {e}")
+    model = state.active_loaded()
+    active: dict[str, Any] | None = None
+    if model is None:
+        problems.append(f"model: the active model {state.active_id!r} is not loaded (see logs)")
+    else:
+        active = {"id": model.id, "algorithm": model.default_algorithm}
     if problems:
         response.status_code = 503
+    admission = state.admission
     return {
         "status": "ok" if not problems else "degraded",
         "tesseract": state.tesseract,
         "ocr_engine": state.ocr_engine,
         "active_model": active,
+        "pages_in_flight": admission.in_flight,
+        "page_capacity": admission.capacity,
         "problems": problems,
     }
 

@@ -15,9 +15,11 @@ router = APIRouter(tags=["train"])
     status_code=status.HTTP_202_ACCEPTED,
     response_model=JobStatus,
     responses={
+        400: {"model": ErrorResponse, "description": "a body that cannot be parsed"},
         403: {"model": ErrorResponse, "description": "dataset outside the data directory"},
+        404: {"model": ErrorResponse, "description": "no such dataset in the data directory"},
         409: {"model": ErrorResponse, "description": "a training job is already running"},
-        422: {"model": ErrorResponse, "description": "dataset not found or unusable"},
+        422: {"model": ErrorResponse, "description": "invalid request"},
     },
     summary="Start a training job on a dataset under INKWELL_DATA_DIR",
 )
