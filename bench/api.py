@@ -2,7 +2,8 @@
 
     poetry run python bench/api.py [--workers 2] [--clients 50] [--pages 1,20,200] [--overhead]
 
-Memory: RSS of the server plus all its descendants (fork server, workers), sampled every 50 ms:
+Memory: RSS of the server plus all its descendants (fork server, workers, pdftoppm), sampled every
+50 ms (a child caught between fork and exec shares the server's memory and is not counted twice):
 idle after start-up, peak while one 1-, 20- and 200-page PDF (A4 scans at 150 dpi) is classified,
 and what the server keeps afterwards. Load: N clients post a 1-page PDF at the same moment;
 latency p50/p95/max, status counts (503 `busy` with Retry-After is the designed answer past the
@@ -142,12 +143,19 @@ class RssSampler:
     def parts(self) -> dict[str, int]:
         """RSS by role: the server, the fork server and its workers, tools (pdftoppm, ...)."""
         out = {"server": 0, "workers": 0, "tools": 0}
+        with contextlib.suppress(psutil.Error):
+            server_cmd = self.root.cmdline()
         for proc in [self.root, *self.root.children(recursive=True)]:
             with contextlib.suppress(psutil.Error):
                 rss = proc.memory_info().rss
+                cmd = proc.cmdline()
                 if proc.pid == self.root.pid:
                     out["server"] += rss
-                elif "multiprocessing" in " ".join(proc.cmdline()):
+                elif cmd == server_cmd:
+                    # a pdftoppm being started: until it execs, the (v)forked child shares the
+                    # server's memory and its RSS is the server's, counted once already
+                    continue
+                elif "multiprocessing" in " ".join(cmd):
                     out["workers"] += rss
                 else:
                     out["tools"] += rss
