@@ -281,3 +281,12 @@ def test_tiff_frames_are_decoded_one_at_a_time() -> None:
     assert doc.page_count == 3 and doc.media_type == "image/tiff"
     means = [int(p.image.mean()) for p in doc.pages()]
     assert means == [0, 50, 100]
+
+
+@needs_poppler
+def test_a_file_is_read_in_place_not_loaded_whole(tmp_path: Path) -> None:
+    pdf = tmp_path / "two.pdf"
+    pdf.write_bytes(pdf_bytes([np.full((200, 150), 255, np.uint8)] * 2, 100))
+    doc = loader_mod.open_document(pdf, dpi=100)
+    assert doc.source == pdf  # the path, not its bytes: pages are rendered from the file
+    assert [p.number for p in doc.pages()] == [1, 2]

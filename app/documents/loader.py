@@ -42,6 +42,7 @@ DEFAULT_MAX_PAGES = 200
 DEFAULT_MAX_PIXELS = 120_000_000
 MIN_SIDE = 8
 PDF_BATCH = 4  # pages per pdftoppm call: amortises its start, bounds memory
+HEAD_BYTES = 1024
 
 MEDIA_TYPES = {
     "pdf": "application/pdf",
@@ -72,8 +73,12 @@ class Page:
         return int(self.image.shape[0])
 
 
-def detect_format(data: bytes) -> str | None:
-    """Return the format (``pdf``, ``png``, ``jpeg``, ``tiff``, ``bmp``, ``webp``) or None."""
+def detect_format(data: bytes, size: int | None = None) -> str | None:
+    """Return the format (``pdf``, ``png``, ``jpeg``, ``tiff``, ``bmp``, ``webp``) or None.
+
+    ``data`` may be just the first kilobyte of a file whose ``size`` is given.
+    """
+    size = len(data) if size is None else size
     head = data[:16]
     fmt: str | None = None
     if head.startswith(b"\x89PNG\r\n\x1a\n"):
@@ -82,7 +87,7 @@ def detect_format(data: bytes) -> str | None:
         fmt = "jpeg"
     elif head[:4] in (b"II*\x00", b"MM\x00*"):
         fmt = "tiff"
-    elif head.startswith(b"BM") and len(data) > 26:
+    elif head.startswith(b"BM") and size > 26:
         fmt = "bmp"
     elif head[:4] == b"RIFF" and head[8:12] == b"WEBP":
         fmt = "webp"
@@ -91,12 +96,14 @@ def detect_format(data: bytes) -> str | None:
     return fmt
 
 
-def _read(source: PathOrBytes) -> bytes:
+def _probe(source: PathOrBytes) -> tuple[bytes, int]:
+    """The first bytes (enough to tell the format) and the size, without reading a whole file."""
     if isinstance(source, bytes):
-        return source
+        return source[:HEAD_BYTES], len(source)
     path = Path(source)
     try:
-        return path.read_bytes()
+        with path.open("rb") as fh:
+            return fh.read(HEAD_BYTES), path.stat().st_size
     except FileNotFoundError as e:
         raise CorruptDocumentError(f"File not found: {path}") from e
     except IsADirectoryError as e:
@@ -117,7 +124,8 @@ class Document:
     name: str
     fmt: str
     page_count: int
-    data: bytes
+    source: bytes | Path
+    """The bytes, or the file (read page by page, never whole: an upload spooled to disk)."""
     dpi: float | None
     max_pixels: int
     timeout: float
@@ -161,28 +169,29 @@ def open_document(
     Raises:
         AppError: a subclass that says what is wrong with the input.
     """
-    data = _read(source)
+    head, size = _probe(source)
+    src: bytes | Path = source if isinstance(source, bytes) else Path(source)
     name = filename or (str(source) if not isinstance(source, bytes) else "upload")
-    if not data:
+    if size == 0:
         raise EmptyInputError(f"{name} is empty (0 bytes)")
-    fmt = detect_format(data)
+    fmt = detect_format(head, size)
     if fmt is None:
         raise UnsupportedFormatError(
             f"{name} is not a PDF or a supported image (PNG, JPEG, TIFF, BMP, WebP)"
         )
     if fmt == "pdf":
         count, render_dpi = _pdf_layout(
-            data, name=name, dpi=dpi, max_pages=max_pages, max_pixels=max_pixels, timeout=timeout
+            src, name=name, dpi=dpi, max_pages=max_pages, max_pixels=max_pixels, timeout=timeout
         )
     else:
-        count = _image_count(data, name=name, max_pages=max_pages, max_pixels=max_pixels)
+        count = _image_count(src, name=name, max_pages=max_pages, max_pixels=max_pixels)
         render_dpi = None
     log.debug("opened %s: %s, %d page(s)", name, fmt, count)
     return Document(
         name=name,
         fmt=fmt,
         page_count=count,
-        data=data,
+        source=src,
         dpi=render_dpi,
         max_pixels=max_pixels,
         timeout=timeout,
@@ -218,13 +227,18 @@ def load_pages(
 _PAGE_SIZE = re.compile(r"([\d.]+) x ([\d.]+) pts")
 
 
-def _pdfinfo(data: bytes, *, name: str, timeout: float) -> dict[str, object]:
+def _pdfinfo(source: bytes | Path, *, name: str, timeout: float) -> dict[str, object]:
     if shutil.which("pdfinfo") is None or shutil.which("pdftoppm") is None:
         raise MissingDependencyError(
             "Could not find program 'pdftoppm'/'pdfinfo' (install poppler-utils)"
         )
     try:
-        info: dict[str, object] = pdf2image.pdfinfo_from_bytes(data, timeout=int(timeout) or 1)
+        seconds = int(timeout) or 1
+        info: dict[str, object] = (
+            pdf2image.pdfinfo_from_bytes(source, timeout=seconds)
+            if isinstance(source, bytes)
+            else pdf2image.pdfinfo_from_path(str(source), timeout=seconds)
+        )
     except pdf_exc.PDFInfoNotInstalledError as e:
         raise MissingDependencyError(
             "Could not find program 'pdfinfo' (install poppler-utils)"
@@ -240,10 +254,10 @@ def _pdfinfo(data: bytes, *, name: str, timeout: float) -> dict[str, object]:
 
 
 def _pdf_layout(
-    data: bytes, *, name: str, dpi: int, max_pages: int, max_pixels: int, timeout: float
+    source: bytes | Path, *, name: str, dpi: int, max_pages: int, max_pixels: int, timeout: float
 ) -> tuple[int, float]:
     """Page count (checked against the limit) and the resolution to render at."""
-    info = _pdfinfo(data, name=name, timeout=timeout)
+    info = _pdfinfo(source, name=name, timeout=timeout)
     count = int(str(info.get("Pages", 0)))
     if count < 1:
         raise CorruptDocumentError(f"{name} is a PDF with no pages")
@@ -288,9 +302,13 @@ def _render(path: Path, doc: Document, first: int, last: int) -> list[Image.Imag
 
 def _pdf_pages(doc: Document, *, batch: int) -> Iterator[Page]:
     """Render ``batch`` pages per pdftoppm call (``-f``/``-l``): one copy of the PDF on disk."""
-    with tempfile.TemporaryDirectory(prefix="inkwell-pdf-") as tmp:
-        path = Path(tmp) / "document.pdf"
-        path.write_bytes(doc.data)
+    with contextlib.ExitStack() as stack:
+        if isinstance(doc.source, Path):
+            path = doc.source
+        else:  # pdftoppm reads files: one copy on disk, whatever the number of calls
+            tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="inkwell-pdf-"))
+            path = Path(tmp) / "document.pdf"
+            path.write_bytes(doc.source)
         for first in range(1, doc.page_count + 1, batch):
             last = min(doc.page_count, first + batch - 1)
             images = _render(path, doc, first, last)
@@ -310,7 +328,7 @@ def _image_dpi(img: Image.Image) -> float | None:
 
 
 @contextlib.contextmanager
-def _open_image(data: bytes, *, name: str) -> Iterator[Image.Image]:
+def _open_image(source: bytes | Path, *, name: str) -> Iterator[Image.Image]:
     """Pillow's image, decoding errors mapped to user errors.
 
     Pillow's own pixel limit is a process-wide global, so it is left alone (threads share it);
@@ -319,7 +337,7 @@ def _open_image(data: bytes, *, name: str) -> Iterator[Image.Image]:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            img = Image.open(io.BytesIO(data))
+            img = Image.open(io.BytesIO(source) if isinstance(source, bytes) else source)
     except Image.DecompressionBombError as e:
         raise DocumentTooLargeError(f"{name} is too large to decode ({e})") from e
     except (OSError, SyntaxError, ValueError, EOFError) as e:
@@ -341,8 +359,8 @@ def _check_size(frame: Image.Image, *, name: str, number: int, max_pixels: int) 
         )
 
 
-def _image_count(data: bytes, *, name: str, max_pages: int, max_pixels: int) -> int:
-    with _open_image(data, name=name) as img:
+def _image_count(source: bytes | Path, *, name: str, max_pages: int, max_pixels: int) -> int:
+    with _open_image(source, name=name) as img:
         _check_size(img, name=name, number=1, max_pixels=max_pixels)
         n_frames = int(getattr(img, "n_frames", 1))
     if n_frames > max_pages:
@@ -353,7 +371,7 @@ def _image_count(data: bytes, *, name: str, max_pages: int, max_pixels: int) -> 
 def _image_pages(doc: Document) -> Iterator[Page]:
     """Decode one frame at a time (multi-page TIFF), checking each frame's size."""
     name, max_pixels = doc.name, doc.max_pixels
-    with _open_image(doc.data, name=name) as img:
+    with _open_image(doc.source, name=name) as img:
         for number, frame in enumerate(ImageSequence.Iterator(img), 1):
             _check_size(frame, name=name, number=number, max_pixels=max_pixels)
             dpi = _image_dpi(frame)

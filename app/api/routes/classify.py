@@ -6,7 +6,9 @@ import asyncio
 import base64
 import hashlib
 import io
+import tempfile
 import time
+from pathlib import Path
 from typing import Annotated
 
 import numpy as np
@@ -23,6 +25,7 @@ from app.api.schemas import (
     PageResult,
     Probabilities,
 )
+from app.api.state import ServiceState
 from app.config import page_window
 from app.documents import open_document
 from app.errors import (
@@ -34,6 +37,7 @@ from app.errors import (
 from app.features import FEATURE_VERSION, OcrSettings
 from app.models.base import ALGORITHMS
 from app.models.predict import PageVerdict, classify_pages, document_label
+from app.models.registry import ModelVersion
 
 router = APIRouter(tags=["classify"])
 
@@ -71,15 +75,22 @@ def _thumbnail(image: np.ndarray, longest: int = 900) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-async def _read_limited(upload: UploadFile, limit: int) -> bytes:
-    chunks = []
+async def _spool(upload: UploadFile, limit: int, folder: Path) -> tuple[Path, str]:
+    """Copy the upload to a file in ``folder`` a chunk at a time; its path and sha256.
+
+    The document is never held in memory whole: pages are read from the file as they are needed.
+    """
+    path = folder / "upload"
+    digest = hashlib.sha256()
     size = 0
-    while chunk := await upload.read(CHUNK):
-        size += len(chunk)
-        if size > limit:
-            raise DocumentTooLargeError(f"upload is larger than the limit of {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
+    with path.open("wb") as fh:
+        while chunk := await upload.read(CHUNK):
+            size += len(chunk)
+            if size > limit:
+                raise DocumentTooLargeError(f"upload is larger than the limit of {limit} bytes")
+            digest.update(chunk)
+            fh.write(chunk)
+    return path, digest.hexdigest()
 
 
 @router.post(
@@ -118,11 +129,41 @@ async def classify(
         raise ModelNotFoundError(f"model {version.id} has no {algorithm} classifier")
     admission = state.admission
     admission.check()  # refuse at once, before reading the upload, when every slot is taken
-    data = await _read_limited(file, settings.max_upload_bytes)
+    with tempfile.TemporaryDirectory(prefix="inkwell-upload-") as tmp:
+        path, sha256 = await _spool(file, settings.max_upload_bytes, Path(tmp))
+        return await _classify_file(
+            state,
+            path,
+            sha256=sha256,
+            filename=file.filename,
+            version=version,
+            algorithm=algorithm,
+            lang=lang,
+            lines=lines,
+            thumbnails=thumbnails,
+            t0=t0,
+        )
+
+
+async def _classify_file(
+    state: ServiceState,
+    path: Path,
+    *,
+    sha256: str,
+    filename: str | None,
+    version: ModelVersion,
+    algorithm: str,
+    lang: str | None,
+    lines: bool,
+    thumbnails: bool,
+    t0: float,
+) -> ClassifyResponse:
+    settings = state.settings
+    admission = state.admission
     doc = await asyncio.to_thread(
         open_document,
-        data,
-        filename=file.filename or "upload",
+        path,
+        filename=filename or "upload",
         dpi=settings.render_dpi,
         max_pages=settings.max_pages,
         max_pixels=settings.max_image_pixels,
@@ -156,9 +197,9 @@ async def classify(
         )
     return ClassifyResponse(
         document=DocumentInfo(
-            filename=file.filename,
+            filename=filename,
             media_type=doc.media_type,
-            sha256=hashlib.sha256(data).hexdigest(),
+            sha256=sha256,
             page_count=doc.page_count,
         ),
         model=ModelInfo(id=version.id, algorithm=algorithm, feature_version=FEATURE_VERSION),
