@@ -386,3 +386,24 @@ def test_admission_estimates_retry_after_from_page_time() -> None:
     with pytest.raises(ServiceBusyError) as busy:
         adm.check()
     assert busy.value.retry_after > 2
+
+
+def test_job_store_survives_a_bad_record_and_keeps_the_newest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from app.api import jobs as jobs_mod
+    from app.api.schemas import JobStatus
+
+    store = jobs_mod.JobStore(tmp_path / ".jobs")
+    monkeypatch.setattr(jobs_mod, "KEEP_JOBS", 3)
+    for i in range(5):
+        store.save(
+            JobStatus(
+                job_id=f"j{i}", status="succeeded", dataset="d", created_at=f"2026-11-29T0{i}:00"
+            )
+        )
+    (tmp_path / ".jobs" / "broken.json").write_text("{not json")
+    loaded = store.load_all()
+    assert list(loaded) == ["j2", "j3", "j4"]  # the newest three, oldest pruned from disk
+    assert not (tmp_path / ".jobs" / "j0.json").exists()
+    assert (tmp_path / ".jobs" / "broken.json").exists()  # skipped and logged, not deleted
