@@ -31,13 +31,14 @@ ORPHAN_EXIT_CODE = 70
 _POLL_SECONDS = 0.5
 
 
-def _owner_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this pid exists (someone else's process counts: it exists)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:  # pragma: no cover - a pid reused by another user's process
-        return False
+    except PermissionError:
+        return True
     return True
 
 
@@ -46,7 +47,7 @@ def _watch_owner(pid: int) -> None:
     try:
         fd = os.pidfd_open(pid)
     except (AttributeError, OSError):  # pragma: no cover - kernels before 5.3: poll instead
-        while _owner_alive(pid):
+        while pid_alive(pid):
             time.sleep(_POLL_SECONDS)
     else:
         select.select([fd], [], [])

@@ -102,6 +102,25 @@ def _assert_all_gone(procs: list[psutil.Process]) -> None:
     assert not alive, f"orphans still running {GONE_WITHIN:g} s after: {alive}"
 
 
+def _train(server: Server, until: str, timeout: float, **body: object) -> dict[str, object]:
+    """Start a training job and poll it until ``until``: ``featurising`` (a page is done) or
+    ``finished``; returns its last status."""
+    job = httpx.post(f"{server.base}/train", json=body, timeout=10).json()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status: dict[str, object] = httpx.get(
+            f"{server.base}/train/{job['job_id']}", timeout=5
+        ).json()
+        progress = status["progress"]
+        assert isinstance(progress, dict)
+        if until == "featurising" and progress.get("done", 0) >= 1:
+            return status
+        if until == "finished" and status["status"] not in ("queued", "running"):
+            return status
+        time.sleep(0.2)
+    pytest.fail(f"the training job did not reach {until!r} in {timeout:g} s")
+
+
 @pytest.fixture
 def root(tmp_path: Path) -> Iterator[Path]:
     (tmp_path / "data").mkdir()
@@ -138,14 +157,8 @@ def test_sigterm_stops_server_and_workers(root: Path) -> None:
 def test_training_killed_midway_is_interrupted_after_a_restart(root: Path) -> None:
     make_folder_dataset(root / "data" / "small", n_per_class=6, dpi=100)
     server = _start(root)
-    job = httpx.post(f"{server.base}/train", json={"dataset": "small"}, timeout=10).json()
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:  # wait until pages are being featurised
-        status = httpx.get(f"{server.base}/train/{job['job_id']}", timeout=5).json()
-        if status["status"] == "running" and status["progress"].get("done", 0) >= 1:
-            break
-        assert status["status"] in ("queued", "running"), status
-        time.sleep(0.2)
+    job = _train(server, "featurising", 120, dataset="small")
+    assert job["status"] == "running", job
     procs = server.descendants()
     server.kill(signal.SIGKILL)
     _assert_all_gone(procs)
@@ -173,18 +186,9 @@ def test_training_killed_midway_is_interrupted_after_a_restart(root: Path) -> No
 def test_finished_job_answers_after_a_restart(root: Path) -> None:
     make_folder_dataset(root / "data" / "small", n_per_class=4, dpi=100)
     server = _start(root)
-    job = httpx.post(
-        f"{server.base}/train",
-        json={"dataset": "small", "algorithms": ["svm"], "augment": False},
-        timeout=10,
-    ).json()
-    deadline = time.monotonic() + 300
-    status: dict[str, object] = {}
-    while time.monotonic() < deadline:
-        status = httpx.get(f"{server.base}/train/{job['job_id']}", timeout=5).json()
-        if status["status"] not in ("queued", "running"):
-            break
-        time.sleep(0.5)
+    status = job = _train(
+        server, "finished", 300, dataset="small", algorithms=["svm"], augment=False
+    )
     assert status["status"] == "succeeded", status
     server.kill(signal.SIGKILL)
 
@@ -202,13 +206,7 @@ def test_finished_job_answers_after_a_restart(root: Path) -> None:
 def test_sigterm_during_training_stops_promptly(root: Path) -> None:
     make_folder_dataset(root / "data" / "small", n_per_class=8, dpi=100)
     server = _start(root)
-    job = httpx.post(f"{server.base}/train", json={"dataset": "small"}, timeout=10).json()
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        status = httpx.get(f"{server.base}/train/{job['job_id']}", timeout=5).json()
-        if status["progress"].get("done", 0) >= 1:
-            break
-        time.sleep(0.2)
+    job = _train(server, "featurising", 120, dataset="small")
     procs = server.descendants()
     t0 = time.monotonic()
     server.kill(signal.SIGTERM)  # waits for the exit

@@ -112,12 +112,12 @@ class JobManager:
         self._thread: threading.Thread | None = None
         self._saved_at: dict[str, float] = {}
         self._stopping = threading.Event()
+        self._interrupt_unfinished()
+
+    def _interrupt_unfinished(self) -> None:
         for job_id, job in list(self.jobs.items()):
             if job.status in ("queued", "running"):
-                self._interrupt(job_id)
-
-    def _interrupt(self, job_id: str) -> None:
-        self._update(job_id, status="interrupted", error=INTERRUPTED, finished_at=_now())
+                self._update(job_id, status="interrupted", error=INTERRUPTED, finished_at=_now())
 
     def shutdown(self, wait: float = 10.0) -> None:
         """On a clean stop: a running job is recorded ``interrupted`` and told to give up.
@@ -126,9 +126,7 @@ class JobManager:
         read finish); ``wait`` seconds are given to it so its workers end cleanly.
         """
         self._stopping.set()
-        for job_id, job in list(self.jobs.items()):
-            if job.status in ("queued", "running"):
-                self._interrupt(job_id)
+        self._interrupt_unfinished()
         self.wait(wait)
 
     def _check_stop(self) -> None:

@@ -16,6 +16,7 @@ import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pdf2image
@@ -198,29 +199,13 @@ def open_document(
     )
 
 
-def load_pages(
-    source: PathOrBytes,
-    *,
-    filename: str | None = None,
-    dpi: int = 300,
-    max_pages: int = DEFAULT_MAX_PAGES,
-    max_pixels: int = DEFAULT_MAX_PIXELS,
-    timeout: float = 120.0,
-) -> list[Page]:
-    """Every page of a PDF or image in memory (see :func:`open_document` for the arguments).
+def load_pages(source: PathOrBytes, **options: Any) -> list[Page]:
+    """Every page of a PDF or image in memory (``options``: those of :func:`open_document`).
 
     For short documents (training pages, tests); long ones should iterate
     :meth:`Document.pages` instead.
     """
-    doc = open_document(
-        source,
-        filename=filename,
-        dpi=dpi,
-        max_pages=max_pages,
-        max_pixels=max_pixels,
-        timeout=timeout,
-    )
-    return list(doc.pages())
+    return list(open_document(source, **options).pages())
 
 
 # --------------------------------------------------------------------------------------- PDF

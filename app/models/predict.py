@@ -92,13 +92,6 @@ def _lines(
     return verdicts, share
 
 
-def _crashed(e: BaseException) -> WorkerCrashedError:
-    return WorkerCrashedError(
-        "a worker process died while reading this document (killed, out of memory, or a "
-        "crash in the OCR engine); the workers are restarted: retry the request"
-    )
-
-
 def featurise_stream(
     pages: Iterable[Page],
     ocr: OcrSettings,
@@ -133,7 +126,10 @@ def featurise_stream(
             head, fut = pending.popleft()
             done.append((head, fut.result()))
     except BrokenProcessPool as e:
-        raise _crashed(e) from e
+        raise WorkerCrashedError(
+            "a worker process died while reading this document (killed, out of memory, or a "
+            "crash in the OCR engine); the workers are restarted: retry the request"
+        ) from e
     finally:
         for _, fut in pending:  # an error on one page: the others are not worth finishing
             fut.cancel()
@@ -183,15 +179,13 @@ def classify_pages(
     algorithm: str | None = None,
     ocr: OcrSettings | None = None,
     executor: Executor | None = None,
-    window: int | None = None,
+    window: int = 4,
     on_page: Callable[[Page], None] | None = None,
 ) -> list[PageVerdict]:
     """Classify pages (in parallel when an executor is given), order preserved.
 
-    ``window`` bounds the pages in flight (default: twice the executor's workers).
+    ``window`` bounds the pages in flight (the service and the CLI pass two per worker).
     """
-    if window is None:
-        window = 2 * int(getattr(executor, "_max_workers", 1) or 1)
     rows = featurise_stream(
         pages, ocr or OcrSettings(), executor=executor, window=window, on_page=on_page
     )

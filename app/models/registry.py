@@ -30,6 +30,7 @@ from app.features import FEATURE_NAMES, FEATURE_VERSION
 from app.models import compact
 from app.models.base import ALGORITHMS, ProbaModel, proba_handwritten
 from app.models.verdict import VerdictRule
+from app.processes import pid_alive
 
 log = logging.getLogger(__name__)
 
@@ -64,16 +65,6 @@ def atomic_write_text(path: Path, text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's process: leave its folder alone
-        return True
-    return True
 
 
 @dataclass
@@ -324,7 +315,7 @@ class Registry:
             return 0
         for path in self.models_dir.glob(f"{STAGING}*"):
             pid_text = path.name.removeprefix(STAGING).split("-", 1)[0]
-            if not path.is_dir() or not pid_text.isdigit() or _alive(int(pid_text)):
+            if not path.is_dir() or not pid_text.isdigit() or pid_alive(int(pid_text)):
                 continue
             shutil.rmtree(path, ignore_errors=True)
             removed += 1

@@ -8,11 +8,12 @@ import hashlib
 import io
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
 
 import numpy as np
-from fastapi import APIRouter, File, Form, UploadFile
+from fastapi import APIRouter, Depends, File, Form, UploadFile
 from PIL import Image
 
 from app.api.deps import StateDep
@@ -25,7 +26,6 @@ from app.api.schemas import (
     PageResult,
     Probabilities,
 )
-from app.api.state import ServiceState
 from app.config import page_window
 from app.documents import open_document
 from app.errors import (
@@ -37,7 +37,6 @@ from app.errors import (
 from app.features import FEATURE_VERSION, OcrSettings
 from app.models.base import ALGORITHMS
 from app.models.predict import PageVerdict, classify_pages, document_label
-from app.models.registry import ModelVersion
 
 router = APIRouter(tags=["classify"])
 
@@ -75,6 +74,12 @@ def _thumbnail(image: np.ndarray, longest: int = 900) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
+def _upload_dir() -> Iterator[Path]:
+    """A private folder for the request's upload, removed when the request is done."""
+    with tempfile.TemporaryDirectory(prefix="inkwell-upload-") as tmp:
+        yield Path(tmp)
+
+
 async def _spool(upload: UploadFile, limit: int, folder: Path) -> tuple[Path, str]:
     """Copy the upload to a file in ``folder`` a chunk at a time; its path and sha256.
 
@@ -103,6 +108,7 @@ async def classify(
     state: StateDep,
     *,
     file: Annotated[UploadFile, File(description="PDF, PNG, JPEG, TIFF, BMP or WebP")],
+    tmp: Annotated[Path, Depends(_upload_dir)],
     model: Annotated[
         str | None, Form(description="a model version id, or 'catboost'/'svm' on the active model")
     ] = None,
@@ -129,41 +135,11 @@ async def classify(
         raise ModelNotFoundError(f"model {version.id} has no {algorithm} classifier")
     admission = state.admission
     admission.check()  # refuse at once, before reading the upload, when every slot is taken
-    with tempfile.TemporaryDirectory(prefix="inkwell-upload-") as tmp:
-        path, sha256 = await _spool(file, settings.max_upload_bytes, Path(tmp))
-        return await _classify_file(
-            state,
-            path,
-            sha256=sha256,
-            filename=file.filename,
-            version=version,
-            algorithm=algorithm,
-            lang=lang,
-            lines=lines,
-            thumbnails=thumbnails,
-            t0=t0,
-        )
-
-
-async def _classify_file(
-    state: ServiceState,
-    path: Path,
-    *,
-    sha256: str,
-    filename: str | None,
-    version: ModelVersion,
-    algorithm: str,
-    lang: str | None,
-    lines: bool,
-    thumbnails: bool,
-    t0: float,
-) -> ClassifyResponse:
-    settings = state.settings
-    admission = state.admission
+    path, sha256 = await _spool(file, settings.max_upload_bytes, tmp)
     doc = await asyncio.to_thread(
         open_document,
         path,
-        filename=filename or "upload",
+        filename=file.filename or "upload",
         dpi=settings.render_dpi,
         max_pages=settings.max_pages,
         max_pixels=settings.max_image_pixels,
@@ -197,7 +173,7 @@ async def _classify_file(
         )
     return ClassifyResponse(
         document=DocumentInfo(
-            filename=filename,
+            filename=file.filename,
             media_type=doc.media_type,
             sha256=sha256,
             page_count=doc.page_count,
