@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+if TYPE_CHECKING:
+    from app.models.predict import PageVerdict
 
 PageLabel = Literal["handwritten", "typed", "mixed", "empty"]
 LineLabel = Literal["handwritten", "typed"]
@@ -62,6 +65,36 @@ class PageResult(BaseModel):
     thumbnail: str | None = Field(
         default=None, description="a small PNG of the page as a data: URL (thumbnails=true)"
     )
+
+    @classmethod
+    def from_verdict(
+        cls, v: PageVerdict, *, lines: bool = False, thumbnail: str | None = None
+    ) -> PageResult:
+        """What /classify and /jobs answer for one page verdict."""
+        return cls(
+            page=v.page,
+            label=v.label,
+            confidence=round(v.confidence, 4),
+            probabilities=Probabilities(
+                handwritten=round(v.p_handwritten, 4), typed=round(1 - v.p_handwritten, 4)
+            ),
+            handwritten_share=(
+                None if v.handwritten_share is None else round(v.handwritten_share, 4)
+            ),
+            lines=[
+                LineResult(bbox=ln.bbox, label=ln.label, probability=round(ln.p_handwritten, 4))
+                for ln in v.lines
+            ]
+            if lines
+            else None,
+            thumbnail=thumbnail,
+            width=v.width,
+            height=v.height,
+            dpi=v.dpi,
+            orientation=v.orientation,
+            skew=round(v.skew, 2),
+            elapsed_ms=round(v.elapsed_ms, 1),
+        )
 
 
 class DocumentInfo(BaseModel):
@@ -175,3 +208,22 @@ class ErrorResponse(BaseModel):
 
     detail: str
     code: str
+
+
+class ClassifyJob(BaseModel):
+    """Where a classification job stands; its result once every page is read."""
+
+    job_id: str
+    status: Literal["queued", "running", "succeeded", "failed"]
+    engine: Literal["local", "rq"]
+    document: DocumentInfo
+    pages_done: int = Field(description="pages read so far (each one readable at once)")
+    created_at: str
+    finished_at: str | None = None
+    expires_at: str | None = Field(
+        default=None, description="when the results will be removed (the job is then 404)"
+    )
+    error: ErrorResponse | None = None
+    result: ClassifyResponse | None = Field(
+        default=None, description="when succeeded: exactly what POST /classify returns"
+    )

@@ -136,16 +136,20 @@ class Document:
         """The MIME type of the detected format."""
         return MEDIA_TYPES[self.fmt]
 
-    def pages(self, batch: int = PDF_BATCH) -> Iterator[Page]:
-        """The pages in document order, numbered from 1.
+    def pages(
+        self, batch: int = PDF_BATCH, *, first: int = 1, last: int | None = None
+    ) -> Iterator[Page]:
+        """The pages ``first`` to ``last`` (default: all) in document order, numbered from 1.
 
         Raises:
             AppError: a page cannot be rendered or decoded, or is too large or too small.
         """
+        first = max(1, first)
+        last = self.page_count if last is None else min(last, self.page_count)
         if self.fmt == "pdf":
-            yield from _pdf_pages(self, batch=max(1, batch))
+            yield from _pdf_pages(self, batch=max(1, batch), first=first, last=last)
         else:
-            yield from _image_pages(self)
+            yield from _image_pages(self, first=first, last=last)
 
 
 def open_document(
@@ -285,7 +289,7 @@ def _render(path: Path, doc: Document, first: int, last: int) -> list[Image.Imag
     return images
 
 
-def _pdf_pages(doc: Document, *, batch: int) -> Iterator[Page]:
+def _pdf_pages(doc: Document, *, batch: int, first: int, last: int) -> Iterator[Page]:
     """Render ``batch`` pages per pdftoppm call (``-f``/``-l``): one copy of the PDF on disk."""
     with contextlib.ExitStack() as stack:
         if isinstance(doc.source, Path):
@@ -294,10 +298,10 @@ def _pdf_pages(doc: Document, *, batch: int) -> Iterator[Page]:
             tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="inkwell-pdf-"))
             path = Path(tmp) / "document.pdf"
             path.write_bytes(doc.source)
-        for first in range(1, doc.page_count + 1, batch):
-            last = min(doc.page_count, first + batch - 1)
-            images = _render(path, doc, first, last)
-            for number, img in enumerate(images, first):
+        for start in range(first, last + 1, batch):
+            end = min(last, start + batch - 1)
+            images = _render(path, doc, start, end)
+            for number, img in enumerate(images, start):
                 yield Page(image=_to_grey(img), number=number, dpi=doc.dpi)
             del images
 
@@ -353,11 +357,15 @@ def _image_count(source: bytes | Path, *, name: str, max_pages: int, max_pixels:
     return n_frames
 
 
-def _image_pages(doc: Document) -> Iterator[Page]:
+def _image_pages(doc: Document, *, first: int, last: int) -> Iterator[Page]:
     """Decode one frame at a time (multi-page TIFF), checking each frame's size."""
     name, max_pixels = doc.name, doc.max_pixels
     with _open_image(doc.source, name=name) as img:
         for number, frame in enumerate(ImageSequence.Iterator(img), 1):
+            if number < first:
+                continue  # not decoded: seeking to a frame reads its header only
+            if number > last:
+                break
             _check_size(frame, name=name, number=number, max_pixels=max_pixels)
             dpi = _image_dpi(frame)
             frame.load()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Generator, Iterable, Sequence
 from concurrent.futures import Executor, Future
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
@@ -92,22 +92,22 @@ def _lines(
     return verdicts, share
 
 
-def featurise_stream(
+def iter_featurised(
     pages: Iterable[Page],
     ocr: OcrSettings,
     *,
     executor: Executor | None = None,
     window: int = 2,
     on_page: Callable[[Page], None] | None = None,
-) -> list[tuple[PageMeta, PageRow]]:
-    """Featurise pages as they come, at most ``window`` of them in flight, order preserved.
+) -> Generator[tuple[PageMeta, PageRow], None, None]:
+    """Featurise pages as they come, at most ``window`` of them in flight; yield them in order.
 
     A page's image is dropped as soon as its worker has answered, so memory depends on
     ``window``, not on the number of pages. ``on_page`` sees each page as it is taken (e.g. to
-    make a thumbnail) and must not keep its image.
+    make a thumbnail) and must not keep its image. Closing the iterator early cancels the pages
+    still queued.
     """
     window = max(1, window)
-    done: list[tuple[PageMeta, PageRow]] = []
     pending: deque[tuple[PageMeta, Future[PageRow]]] = deque()
     try:
         for page in pages:
@@ -115,16 +115,16 @@ def featurise_stream(
                 on_page(page)
             meta = PageMeta(page.number, page.width, page.height, page.dpi)
             if executor is None:
-                done.append((meta, featurise_page(page.image, ocr)))
+                yield meta, featurise_page(page.image, ocr)
                 continue
             pending.append((meta, executor.submit(featurise_page, page.image, ocr)))
             del page
             while len(pending) >= window:
                 head, fut = pending.popleft()
-                done.append((head, fut.result()))
+                yield head, fut.result()
         while pending:
             head, fut = pending.popleft()
-            done.append((head, fut.result()))
+            yield head, fut.result()
     except BrokenProcessPool as e:
         raise WorkerCrashedError(
             "a worker process died while reading this document (killed, out of memory, or a "
@@ -133,7 +133,18 @@ def featurise_stream(
     finally:
         for _, fut in pending:  # an error on one page: the others are not worth finishing
             fut.cancel()
-    return done
+
+
+def featurise_stream(
+    pages: Iterable[Page],
+    ocr: OcrSettings,
+    *,
+    executor: Executor | None = None,
+    window: int = 2,
+    on_page: Callable[[Page], None] | None = None,
+) -> list[tuple[PageMeta, PageRow]]:
+    """Every page of :func:`iter_featurised`, in order."""
+    return list(iter_featurised(pages, ocr, executor=executor, window=window, on_page=on_page))
 
 
 def verdicts_for(

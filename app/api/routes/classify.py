@@ -3,31 +3,27 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import hashlib
-import io
 import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
 
-import numpy as np
 from fastapi import APIRouter, Depends, File, Form, UploadFile
-from PIL import Image
 
 from app.api.deps import StateDep
 from app.api.schemas import (
     ClassifyResponse,
     DocumentInfo,
     ErrorResponse,
-    LineResult,
     ModelInfo,
     PageResult,
-    Probabilities,
 )
+from app.api.state import ServiceState
 from app.config import page_window
 from app.documents import open_document
+from app.documents.thumbnails import thumbnail
 from app.errors import (
     DocumentTooLargeError,
     MissingDependencyError,
@@ -37,6 +33,7 @@ from app.errors import (
 from app.features import FEATURE_VERSION, OcrSettings
 from app.models.base import ALGORITHMS
 from app.models.predict import PageVerdict, classify_pages, document_label
+from app.models.registry import ModelVersion
 
 router = APIRouter(tags=["classify"])
 
@@ -66,21 +63,26 @@ _ERRORS[503]["headers"] = {
 }
 
 
-def _thumbnail(image: np.ndarray, longest: int = 900) -> str:
-    img = Image.fromarray(image)
-    img.thumbnail((longest, longest), Image.Resampling.LANCZOS)
-    buf = io.BytesIO()
-    img.save(buf, format="PNG", optimize=True)
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+def resolve_model(state: ServiceState, model: str | None) -> tuple[ModelVersion, str]:
+    """The version and algorithm a request names (``model``: a version id or an algorithm)."""
+    algorithm = None
+    if model in ALGORITHMS:
+        version, algorithm = state.version(), model
+    else:
+        version = state.version(model)
+    algorithm = algorithm or version.default_algorithm
+    if algorithm not in version.models:
+        raise ModelNotFoundError(f"model {version.id} has no {algorithm} classifier")
+    return version, algorithm
 
 
-def _upload_dir() -> Iterator[Path]:
+def upload_dir() -> Iterator[Path]:
     """A private folder for the request's upload, removed when the request is done."""
     with tempfile.TemporaryDirectory(prefix="inkwell-upload-") as tmp:
         yield Path(tmp)
 
 
-async def _spool(upload: UploadFile, limit: int, folder: Path) -> tuple[Path, str]:
+async def spool(upload: UploadFile, limit: int, folder: Path) -> tuple[Path, str]:
     """Copy the upload to a file in ``folder`` a chunk at a time; its path and sha256.
 
     The document is never held in memory whole: pages are read from the file as they are needed.
@@ -108,7 +110,7 @@ async def classify(
     state: StateDep,
     *,
     file: Annotated[UploadFile, File(description="PDF, PNG, JPEG, TIFF, BMP or WebP")],
-    tmp: Annotated[Path, Depends(_upload_dir)],
+    tmp: Annotated[Path, Depends(upload_dir)],
     model: Annotated[
         str | None, Form(description="a model version id, or 'catboost'/'svm' on the active model")
     ] = None,
@@ -125,17 +127,10 @@ async def classify(
     settings = state.settings
     if state.tesseract is None:
         raise MissingDependencyError(state.tesseract_error or "tesseract is not available")
-    algorithm = None
-    if model in ALGORITHMS:
-        version, algorithm = state.version(), model
-    else:
-        version = state.version(model)
-    algorithm = algorithm or version.default_algorithm
-    if algorithm not in version.models:
-        raise ModelNotFoundError(f"model {version.id} has no {algorithm} classifier")
+    version, algorithm = resolve_model(state, model)
     admission = state.admission
     admission.check()  # refuse at once, before reading the upload, when every slot is taken
-    path, sha256 = await _spool(file, settings.max_upload_bytes, tmp)
+    path, sha256 = await spool(file, settings.max_upload_bytes, tmp)
     doc = await asyncio.to_thread(
         open_document,
         path,
@@ -159,7 +154,7 @@ async def classify(
             ocr=ocr,
             executor=executor,
             window=slots,
-            on_page=(lambda page: thumbs.append(_thumbnail(page.image))) if thumbnails else None,
+            on_page=(lambda page: thumbs.append(thumbnail(page.image))) if thumbnails else None,
         )
     except WorkerCrashedError:
         if executor is not None:
@@ -181,30 +176,7 @@ async def classify(
         model=ModelInfo(id=version.id, algorithm=algorithm, feature_version=FEATURE_VERSION),
         label=document_label(verdicts),
         pages=[
-            PageResult(
-                page=v.page,
-                label=v.label,
-                confidence=round(v.confidence, 4),
-                probabilities=Probabilities(
-                    handwritten=round(v.p_handwritten, 4), typed=round(1 - v.p_handwritten, 4)
-                ),
-                handwritten_share=(
-                    None if v.handwritten_share is None else round(v.handwritten_share, 4)
-                ),
-                lines=[
-                    LineResult(bbox=ln.bbox, label=ln.label, probability=round(ln.p_handwritten, 4))
-                    for ln in v.lines
-                ]
-                if lines
-                else None,
-                thumbnail=thumbs[i] if thumbnails else None,
-                width=v.width,
-                height=v.height,
-                dpi=v.dpi,
-                orientation=v.orientation,
-                skew=round(v.skew, 2),
-                elapsed_ms=round(v.elapsed_ms, 1),
-            )
+            PageResult.from_verdict(v, lines=lines, thumbnail=thumbs[i] if thumbnails else None)
             for i, v in enumerate(verdicts)
         ],
         elapsed_ms=round(1000 * (time.perf_counter() - t0), 1),
