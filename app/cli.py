@@ -1,4 +1,4 @@
-"""Command line: ``python -m app classify | train | evaluate | features | serve``."""
+"""The command line: ``python -m app <command>`` (``--help`` lists them)."""
 
 from __future__ import annotations
 
@@ -422,6 +422,23 @@ def cmd_serve(
     return 0
 
 
+# ------------------------------------------------------------------------------ worker
+def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    """Take /jobs tasks from the Redis queue (``INKWELL_JOB_ENGINE=rq``) until stopped."""
+    from redis.exceptions import RedisError
+
+    from app.errors import QueueUnavailableError
+    from app.queue.tasks import run_worker
+
+    try:
+        run_worker(burst=args.burst, name=args.name)
+    except RedisError as e:
+        raise QueueUnavailableError(
+            f"the job queue at {settings.redis_url} cannot be reached: {e}"
+        ) from e
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every sub-command."""
     parser = argparse.ArgumentParser(
@@ -531,6 +548,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=9000)
     p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser(
+        "worker", help="read /jobs pages from the Redis queue (INKWELL_JOB_ENGINE=rq)"
+    )
+    p.add_argument("--burst", action="store_true", help="stop when the queue is empty")
+    p.add_argument("--name", default=None, help="worker name (default: host and pid)")
+    p.set_defaults(func=cmd_worker)
     return parser
 
 

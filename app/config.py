@@ -51,6 +51,33 @@ class Settings(BaseSettings):
         description="Pages of one document in flight at a time (rendered, queued or being "
         "read); 0: two per worker.",
     )
+    job_engine: Literal["local", "rq"] = Field(
+        default="local",
+        description="local: /jobs run on this service's workers; rq: on `python -m app worker` "
+        "processes fed by a Redis queue (INKWELL_REDIS_URL).",
+    )
+    redis_url: str = Field(default="redis://localhost:6379/0", description="For job_engine=rq.")
+    jobs_dir: Path | None = Field(
+        default=None,
+        description="Uploads and results of /jobs; with rq, on storage every worker sees. "
+        "Default: a .classify-jobs folder in models_dir.",
+    )
+    job_ttl: float = Field(
+        default=24 * 3600.0, gt=0, description="Seconds a finished job's results are kept."
+    )
+    job_max_pages: int = Field(default=2000, ge=1, description="Most pages of one /jobs document.")
+    job_chunk_pages: int = Field(
+        default=20, ge=1, description="Pages per rq task (several workers share a document)."
+    )
+    job_concurrency: int = Field(
+        default=1, ge=1, description="Documents the local engine reads at once."
+    )
+    worker_maintenance_interval: int = Field(
+        default=60,
+        ge=1,
+        description="Seconds between an rq worker's registry clean-ups (tasks of vanished "
+        "workers are retried or failed then).",
+    )
     log_level: str = "INFO"
 
 
@@ -68,3 +95,8 @@ def pages_in_flight(settings: Settings) -> int:
 def page_window(settings: Settings) -> int:
     """Pages of one document in flight (``page_window``, default two per worker)."""
     return settings.page_window or 2 * settings.workers
+
+
+def jobs_dir(settings: Settings) -> Path:
+    """Where /jobs keeps uploads and results."""
+    return settings.jobs_dir or settings.models_dir / ".classify-jobs"

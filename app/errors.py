@@ -180,7 +180,7 @@ class TrainingInterruptedError(AppError):
 
 
 class JobNotFoundError(AppError):
-    """No training job with that id."""
+    """No training or classification job with that id (or it expired)."""
 
     exit_code = ExitCode.USAGE
     http_status = HTTPStatus.NOT_FOUND
@@ -198,3 +198,27 @@ class ServiceBusyError(AppError):
         """Keep the message and the advised wait in seconds (the ``Retry-After`` header)."""
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class PageNotFoundError(AppError):
+    """A page number outside the job's document."""
+
+    exit_code = ExitCode.USAGE
+    http_status = HTTPStatus.NOT_FOUND
+    code = "page_not_found"
+
+
+class PageNotReadyError(AppError):
+    """The page exists but is not read yet: ask again later."""
+
+    exit_code = ExitCode.USAGE
+    http_status = HTTPStatus.CONFLICT
+    code = "page_not_ready"
+
+
+class QueueUnavailableError(AppError):
+    """The job queue (Redis) cannot be reached."""
+
+    exit_code = ExitCode.MISSING_DEPENDENCY
+    http_status = HTTPStatus.SERVICE_UNAVAILABLE
+    code = "queue_unavailable"

@@ -36,6 +36,14 @@ CONFIG = {
                 }
             },
         },
+        {
+            "include-path": "/jobs",  # POST /jobs takes the same upload as /classify
+            "checks": {
+                "positive_data_acceptance": {
+                    "expected-statuses": ["2xx", "400", "404", "413", "415", "422", "503", "504"]
+                }
+            },
+        },
     ],
 }
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import math
 import threading
+import time
+from collections.abc import Callable
 
 from app.errors import ServiceBusyError
 
@@ -50,6 +52,21 @@ class Admission:
                 raise self._busy()
             self._in_flight += want
         return want
+
+    def acquire_waiting(self, pages: int, *, stop: Callable[[], bool], poll: float = 0.5) -> int:
+        """Take ``pages`` slots (clamped to the capacity), waiting for them; 0 when ``stop()``.
+
+        Background jobs wait for room instead of being refused: interactive requests keep the
+        slots they can get, jobs take what is left.
+        """
+        want = min(max(1, pages), self.capacity)
+        while not stop():
+            with self._lock:
+                if self._in_flight + want <= self.capacity:
+                    self._in_flight += want
+                    return want
+            time.sleep(poll)
+        return 0
 
     def release(self, slots: int, *, pages_done: int = 0, work_seconds: float = 0.0) -> None:
         """Give slots back.

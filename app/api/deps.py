@@ -8,6 +8,7 @@ from fastapi import Depends, Request
 
 from app.api.jobs import JobManager
 from app.api.state import ServiceState
+from app.queue.service import ClassifyJobs
 
 
 def get_state(request: Request) -> ServiceState:
@@ -22,5 +23,12 @@ def get_jobs(request: Request) -> JobManager:
     return jobs
 
 
+def get_classify_jobs(request: Request) -> ClassifyJobs:
+    """The classification jobs (/jobs)."""
+    jobs: ClassifyJobs = request.app.state.classify_jobs
+    return jobs
+
+
 StateDep = Annotated[ServiceState, Depends(get_state)]
 JobsDep = Annotated[JobManager, Depends(get_jobs)]
+ClassifyJobsDep = Annotated[ClassifyJobs, Depends(get_classify_jobs)]

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from http import HTTPStatus
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -20,6 +22,7 @@ from app.config import Settings, get_settings
 from app.errors import AppError, ServiceBusyError
 from app.models.registry import Registry
 from app.ocr import check_tesseract, engine_description
+from app.queue.service import ClassifyJobs
 
 log = logging.getLogger(__name__)
 
@@ -54,9 +57,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             log.warning("removed %d half-written model version(s) of dead trainings", removed)
         app.state.inkwell = state
         app.state.jobs = jobs = JobManager(state)
+        app.state.classify_jobs = classify_jobs = ClassifyJobs(state)
+        classify_jobs.start()
         try:
             yield
         finally:
+            classify_jobs.close()
             jobs.shutdown()
             if state.executor is not None:
                 state.executor.shutdown(wait=True, cancel_futures=True)
@@ -80,13 +86,28 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        """Errors raised by Starlette itself (a malformed multipart body, say): same body."""
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        """Errors raised by Starlette itself (a malformed multipart body, say): same body.
+
+        A 405 lists every method of the path (Starlette names only the first route's, and
+        ``GET``/``DELETE /jobs/{id}`` are two routes).
+        """
         code = {400: "bad_request", 404: "not_found", 405: "method_not_allowed"}
+        headers = dict(exc.headers or {})
+        if exc.status_code == HTTPStatus.METHOD_NOT_ALLOWED:
+            path = request.url.path
+            methods = {
+                m.upper()
+                for template, ops in app.openapi().get("paths", {}).items()
+                if re.fullmatch(re.sub(r"\{[^/}]+\}", "[^/]+", template), path)
+                for m in ops
+            }
+            if methods:
+                headers["Allow"] = ", ".join(sorted(methods))
         return JSONResponse(
             status_code=exc.status_code,
             content={"detail": str(exc.detail), "code": code.get(exc.status_code, "http_error")},
-            headers=exc.headers,
+            headers=headers or None,
         )
 
     @app.exception_handler(RequestValidationError)

@@ -2,11 +2,12 @@
 
 from fastapi import APIRouter
 
-from app.api.routes import classify, health, models, train, ui
+from app.api.routes import classify, health, jobs, models, train, ui
 
 api_router = APIRouter()
 api_router.include_router(health.router)
 api_router.include_router(classify.router)
+api_router.include_router(jobs.router)
 api_router.include_router(train.router)
 api_router.include_router(models.router)
 api_router.include_router(ui.router)

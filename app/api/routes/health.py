@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Response
 
 from app import __version__
-from app.api.deps import StateDep
+from app.api.deps import ClassifyJobsDep, StateDep
 from app.features import FEATURE_VERSION
 
 router = APIRouter(tags=["health"])
@@ -18,7 +18,7 @@ router = APIRouter(tags=["health"])
     summary="Service status, tesseract version, active model",
     responses={503: {"description": "degraded: tesseract or the active model is unusable"}},
 )
-async def health(state: StateDep, response: Response) -> dict[str, Any]:
+async def health(state: StateDep, jobs: ClassifyJobsDep, response: Response) -> dict[str, Any]:
     """200 ``ok`` when tesseract and the active model are usable, else 503 ``degraded``.
 
     Answered on the event loop from memory only (no thread, no disk), so it stays fast however
@@ -43,6 +43,7 @@ async def health(state: StateDep, response: Response) -> dict[str, Any]:
         "active_model": active,
         "pages_in_flight": admission.in_flight,
         "page_capacity": admission.capacity,
+        "jobs": jobs.health(),
         "problems": problems,
     }
 

@@ -1,0 +1,139 @@
+"""POST /jobs, GET /jobs/{id}, GET /jobs/{id}/pages/{n}, DELETE /jobs/{id}: long documents."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated
+
+from fastapi import APIRouter, File, Form, Path, Response, UploadFile, status
+
+from app.api.deps import ClassifyJobsDep, StateDep
+from app.api.routes.classify import resolve_model, spool
+from app.api.schemas import ClassifyJob, ErrorResponse, PageResult
+from app.errors import MissingDependencyError
+
+router = APIRouter(tags=["jobs"])
+
+JOB_ID = Path(pattern=r"^[0-9a-f]{32}$", description="the id POST /jobs answered")
+
+
+def _errors(*pairs: tuple[int, str]) -> dict[int | str, dict[str, object]]:
+    return {code: {"model": ErrorResponse, "description": text} for code, text in pairs}
+
+
+@router.post(
+    "/jobs",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=ClassifyJob,
+    responses=_errors(
+        (400, "empty upload"),
+        (404, "unknown model"),
+        (413, "upload or image too large"),
+        (415, "not a PDF or supported image"),
+        (422, "corrupt, encrypted, or too many pages"),
+        (
+            503,
+            "the queue (Redis) cannot be reached (code `queue_unavailable`), or tesseract "
+            "is missing",
+        ),
+        (504, "the PDF could not be counted in time"),
+    ),
+    summary="Classify a long document in the background",
+)
+async def submit_job(
+    state: StateDep,
+    jobs: ClassifyJobsDep,
+    response: Response,
+    *,
+    file: Annotated[UploadFile, File(description="PDF, PNG, JPEG, TIFF, BMP or WebP")],
+    model: Annotated[
+        str | None, Form(description="a model version id, or 'catboost'/'svm' on the active model")
+    ] = None,
+    lang: Annotated[str | None, Form(pattern=r"^[A-Za-z_]+(\+[A-Za-z_]+)*$")] = None,
+    lines: Annotated[
+        bool, Form(description="also return every text line with its box and verdict")
+    ] = False,
+    thumbnails: Annotated[bool, Form(description="also return a small PNG of each page")] = False,
+) -> ClassifyJob:
+    """Answer 202 at once with the job id; poll ``GET /jobs/{id}`` (the ``Location`` header).
+
+    Same fields as ``POST /classify``. The document is checked and its pages counted before the
+    answer (a bad file is refused here, not later); its pages are then read by the engine
+    (``INKWELL_JOB_ENGINE``) and each is readable at ``GET /jobs/{id}/pages/{n}`` as soon as it is
+    done. Results are kept ``INKWELL_JOB_TTL`` seconds after the job ends.
+    """
+    settings = state.settings
+    if settings.job_engine == "local" and state.tesseract is None:
+        raise MissingDependencyError(state.tesseract_error or "tesseract is not available")
+    version, algorithm = resolve_model(state, model)
+    job_id, staging = await asyncio.to_thread(jobs.store.staging)
+    try:
+        _, sha256 = await spool(file, settings.max_upload_bytes, staging)
+    except BaseException:
+        await asyncio.to_thread(_remove, staging)
+        raise
+    job = await asyncio.to_thread(
+        jobs.create,
+        staging,
+        job_id=job_id,
+        filename=file.filename,
+        sha256=sha256,
+        version=version,
+        algorithm=algorithm,
+        lang=lang or settings.ocr_lang,
+        lines=lines,
+        thumbnails=thumbnails,
+    )
+    response.headers["Location"] = f"/jobs/{job.job_id}"
+    return job
+
+
+def _remove(path: object) -> None:
+    import shutil  # noqa: PLC0415
+
+    shutil.rmtree(str(path), ignore_errors=True)
+
+
+@router.get(
+    "/jobs/{job_id}",
+    response_model=ClassifyJob,
+    response_model_exclude_none=False,
+    responses=_errors(
+        (404, "no such job (never made, cancelled, or expired)"), (422, "not a job id")
+    ),
+    summary="Status, pages done and, once finished, the result of a job",
+)
+async def job_status(job_id: Annotated[str, JOB_ID], jobs: ClassifyJobsDep) -> ClassifyJob:
+    """``result`` is what ``POST /classify`` would have answered, once ``status`` is succeeded."""
+    return await asyncio.to_thread(jobs.status, job_id)
+
+
+@router.get(
+    "/jobs/{job_id}/pages/{page}",
+    response_model=PageResult,
+    responses=_errors(
+        (404, "no such job, or no such page"),
+        (409, "the page is not read yet (code `page_not_ready`): ask again"),
+        (422, "not a job id or not a page number"),
+    ),
+    summary="One page's verdict, as soon as it is read",
+)
+async def job_page(
+    job_id: Annotated[str, JOB_ID],
+    page: Annotated[int, Path(ge=1, le=1_000_000, description="1-based page number")],
+    jobs: ClassifyJobsDep,
+) -> PageResult:
+    """The page's verdict, the same as in the job's result."""
+    return await asyncio.to_thread(jobs.page, job_id, page)
+
+
+@router.delete(
+    "/jobs/{job_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=_errors((404, "no such job"), (422, "not a job id")),
+    summary="Cancel a job and remove its upload and results",
+)
+async def cancel_job(job_id: Annotated[str, JOB_ID], jobs: ClassifyJobsDep) -> Response:
+    """Queued pages are dropped, running ones stop at their next page."""
+    await asyncio.to_thread(jobs.cancel, job_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,88 @@
+"""The rq side: the task a worker runs for one chunk of a job's pages, and the worker itself.
+
+``python -m app worker`` starts an rq worker on the ``inkwell`` queue. It loads the OCR engine and
+the active model once; rq forks a work horse per task, which inherits both. The worker reads
+``INKWELL_*`` settings like the service: ``INKWELL_REDIS_URL`` and the jobs folder
+(``INKWELL_JOBS_DIR``, or ``.classify-jobs`` in ``INKWELL_MODELS_DIR``) must name the same Redis
+and the same shared storage as the API's.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+from app.config import Settings, get_settings, jobs_dir
+from app.errors import AppError
+from app.models.registry import ModelVersion, Registry
+from app.queue.engines import QUEUE_NAME, redis_connection
+from app.queue.runner import run_pages
+from app.queue.store import JobStore
+
+log = logging.getLogger(__name__)
+
+_VERSIONS: dict[str, ModelVersion] = {}
+
+
+def _version(settings: Settings, version_id: str) -> ModelVersion:
+    """A model version, loaded once per worker (work horses inherit what the worker loaded)."""
+    version = _VERSIONS.get(version_id)
+    if version is None:
+        version = Registry(settings.models_dir, settings.default_model_dir).load(version_id)
+        _VERSIONS[version_id] = version
+    return version
+
+
+def run_chunk(job_id: str, first: int, last: int) -> dict[str, Any]:
+    """Read pages ``first``..``last`` of job ``job_id`` (the rq task).
+
+    A document or page that cannot be read is the job's error (recorded, not retried: it would
+    fail again); anything else raises, and rq retries the task.
+    """
+    settings = get_settings()
+    folder = JobStore(jobs_dir(settings)).folder(job_id)
+    if not folder.exists():
+        log.info("job %s is gone (cancelled or expired): nothing to do", job_id)
+        return {"job_id": job_id, "pages": 0, "skipped": True}
+    try:
+        spec = folder.spec()
+        done = run_pages(folder, _version(settings, spec.model_id), first=first, last=last)
+    except FileNotFoundError:
+        log.info("job %s was removed while it ran", job_id)
+        return {"job_id": job_id, "pages": 0, "skipped": True}
+    except AppError as e:
+        log.warning("job %s pages %d-%d failed: %s", job_id, first, last, e.message)
+        folder.fail(e.message, e.code)
+        return {"job_id": job_id, "pages": 0, "error": e.code}
+    return {"job_id": job_id, "pages": done}
+
+
+def run_worker(*, burst: bool = False, name: str | None = None) -> bool:
+    """Run an rq worker on the ``inkwell`` queue until stopped (``burst``: until it is empty)."""
+    from rq import Queue, Worker  # noqa: PLC0415 - only the worker needs rq
+
+    from app.ocr import warm_up  # noqa: PLC0415
+
+    settings = get_settings()
+    os.environ.setdefault("OMP_THREAD_LIMIT", "1")
+    try:
+        warm_up(settings.ocr_lang)
+    except AppError as e:
+        log.warning("OCR warm-up failed: %s", e.message)
+    registry = Registry(settings.models_dir, settings.default_model_dir)
+    try:
+        active = registry.active_id()
+        _version(settings, active)
+        log.info("worker: model %s loaded", active)
+    except AppError as e:
+        log.warning("worker: cannot load the active model now: %s", e.message)
+    connection = redis_connection(settings.redis_url)
+    connection.ping()
+    worker = Worker(
+        [Queue(QUEUE_NAME, connection=connection)],
+        connection=connection,
+        name=name,
+        maintenance_interval=settings.worker_maintenance_interval,
+    )
+    return bool(worker.work(burst=burst, logging_level=settings.log_level.upper()))
