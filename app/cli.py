@@ -431,7 +431,7 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     from app.queue.tasks import run_worker
 
     try:
-        run_worker(burst=args.burst, name=args.name)
+        run_worker(burst=args.burst, name=args.name, wait=args.wait)
     except RedisError as e:
         raise QueueUnavailableError(
             f"the job queue at {settings.redis_url} cannot be reached: {e}"
@@ -554,6 +554,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--burst", action="store_true", help="stop when the queue is empty")
     p.add_argument("--name", default=None, help="worker name (default: host and pid)")
+    p.add_argument(
+        "--wait", type=float, default=60.0, help="seconds to wait for Redis at start-up (60)"
+    )
     p.set_defaults(func=cmd_worker)
     return parser
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Smoke test of a running inkwell on 127.0.0.1:9000 (used with ../shared/tools/container-check):
-# classify a sample PDF, check /health, train on data/smoke inside the container, see the version.
+# classify a sample PDF, run it as a /jobs job, check /health, train on data/smoke inside the container, see the version.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 base=${INKWELL_URL:-http://127.0.0.1:9000}
@@ -22,6 +22,25 @@ assert [p["page"] for p in r["pages"]] == [1, 2], r
 assert all(p["label"] == "typed" for p in r["pages"]), r
 print("classify OK:", r["label"], [round(p["confidence"], 3) for p in r["pages"]])
 PY
+
+echo "== /jobs samples/mixed_document.pdf (local engine)"
+job=$(curl -fsS -F file=@samples/mixed_document.pdf "$base/jobs")
+echo "$job"
+id=$(echo "$job" | $py -c 'import json,sys; print(json.load(sys.stdin)["job_id"])')
+for _ in $(seq 1 60); do
+  body=$(curl -fsS "$base/jobs/$id")
+  state=$(echo "$body" | $py -c 'import json,sys; print(json.load(sys.stdin)["status"])')
+  case "$state" in succeeded|failed) break ;; esac
+  sleep 1
+done
+echo "$body" | $py -c '
+import json, sys
+b = json.load(sys.stdin)
+assert b["status"] == "succeeded" and b["engine"] == "local", b
+assert [p["page"] for p in b["result"]["pages"]] == [1, 2], b
+print("jobs OK:", b["result"]["label"], [p["label"] for p in b["result"]["pages"]])
+'
+curl -fsS -X DELETE "$base/jobs/$id" -o /dev/null -w "DELETE %{http_code}\n"
 
 echo "== /train on data/smoke"
 job=$(curl -fsS -H 'content-type: application/json' \

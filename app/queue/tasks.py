@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from typing import Any
 
 from app.config import Settings, get_settings, jobs_dir
@@ -58,8 +59,33 @@ def run_chunk(job_id: str, first: int, last: int) -> dict[str, Any]:
     return {"job_id": job_id, "pages": done}
 
 
-def run_worker(*, burst: bool = False, name: str | None = None) -> bool:
-    """Run an rq worker on the ``inkwell`` queue until stopped (``burst``: until it is empty)."""
+def wait_for_redis(connection: Any, url: str, wait: float) -> None:
+    """Ping Redis until it answers, ``wait`` seconds at most (containers start in any order).
+
+    Raises:
+        redis.exceptions.RedisError: still unreachable after ``wait`` seconds.
+    """
+    from redis.exceptions import RedisError  # noqa: PLC0415
+
+    deadline = time.monotonic() + wait
+    delay = 0.5
+    while True:
+        try:
+            connection.ping()
+            return
+        except RedisError as e:
+            if time.monotonic() + delay > deadline:
+                raise
+            log.warning("worker: Redis at %s not reachable yet (%s); retrying", url, e)
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+
+def run_worker(*, burst: bool = False, name: str | None = None, wait: float = 60.0) -> bool:
+    """Run an rq worker on the ``inkwell`` queue until stopped (``burst``: until it is empty).
+
+    Redis is waited for ``wait`` seconds at start-up; once running, rq itself reconnects.
+    """
     from rq import Queue, Worker  # noqa: PLC0415 - only the worker needs rq
 
     from app.ocr import warm_up  # noqa: PLC0415
@@ -78,7 +104,7 @@ def run_worker(*, burst: bool = False, name: str | None = None) -> bool:
     except AppError as e:
         log.warning("worker: cannot load the active model now: %s", e.message)
     connection = redis_connection(settings.redis_url)
-    connection.ping()
+    wait_for_redis(connection, settings.redis_url, wait)
     worker = Worker(
         [Queue(QUEUE_NAME, connection=connection)],
         connection=connection,
