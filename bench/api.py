@@ -9,6 +9,9 @@ and what the server keeps afterwards. Load: N clients post a 1-page PDF at the s
 latency p50/p95/max, status counts (503 `busy` with Retry-After is the designed answer past the
 page capacity), and /health latency polled throughout. `--overhead`: /classify time against the
 same pages featurised and classified in-process with the same number of worker processes.
+`--jobs`: a 200-page PDF through POST /jobs on the local engine (1 and 2 worker processes) and on
+the rq engine (its own redis-server, 1 and 2 `python -m app worker` processes): time to answer,
+progress seen while polling, pages/s, and whether the result equals /classify's page for page.
 """
 
 from __future__ import annotations
@@ -23,8 +26,10 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
@@ -335,6 +340,151 @@ def load(args: argparse.Namespace) -> None:
     )
 
 
+def _strip(pages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{k: v for k, v in p.items() if k != "elapsed_ms"} for p in pages]
+
+
+@contextlib.contextmanager
+def redis_server() -> Iterator[str]:
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            "redis-server",
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ],
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def run_job(base: str, pdf: bytes) -> dict[str, Any]:
+    """Submit, poll every 0.5 s, return timings, progress seen and the result."""
+    t0 = time.perf_counter()
+    r = httpx.post(f"{base}/jobs", files={"file": ("long.pdf", pdf, "application/pdf")}, timeout=60)
+    answered = time.perf_counter() - t0
+    r.raise_for_status()
+    job_id = r.json()["job_id"]
+    seen: list[int] = []
+    while True:
+        body = httpx.get(f"{base}/jobs/{job_id}", timeout=30).json()
+        if not seen or seen[-1] != body["pages_done"]:
+            seen.append(body["pages_done"])
+        if body["status"] in ("succeeded", "failed"):
+            break
+        time.sleep(0.5)
+    total = time.perf_counter() - t0
+    return {"answered": answered, "total": total, "seen": seen, "body": body}
+
+
+def jobs(args: argparse.Namespace) -> None:
+    """A long PDF through /jobs on each engine with 1 and 2 worker processes, against /classify."""
+    n = args.job_pages
+    pdf = scan_pdf(n)
+    rows = []
+    with tempfile_dir() as models:
+        common = {
+            "INKWELL_MODELS_DIR": models,
+            "INKWELL_LOG_LEVEL": "WARNING",
+            "INKWELL_JOB_MAX_PAGES": str(max(n, 2000)),
+        }
+        port = free_port()
+        server = start_server(2, port, common)
+        base = f"http://127.0.0.1:{port}"
+        try:
+            t0 = time.perf_counter()
+            direct = httpx.post(
+                f"{base}/classify",
+                files={"file": ("long.pdf", pdf, "application/pdf")},
+                timeout=3600,
+            ).json()
+            classify_s = time.perf_counter() - t0
+        finally:
+            server.terminate()
+            server.wait(30)
+        for engine, count in (("local", 1), ("local", 2), ("rq", 1), ("rq", 2)):
+            env = dict(common, INKWELL_JOB_ENGINE=engine)
+            with contextlib.ExitStack() as stack:
+                procs: list[subprocess.Popen[bytes]] = []
+                if engine == "rq":
+                    env["INKWELL_REDIS_URL"] = stack.enter_context(redis_server())
+                    procs = [
+                        subprocess.Popen(
+                            [sys.executable, "-m", "app", "worker", "--name", f"bench{i}"],
+                            cwd=ROOT,
+                            env={**os.environ, **env},
+                        )
+                        for i in range(count)
+                    ]
+                port = free_port()
+                server = start_server(count if engine == "local" else 1, port, env)
+                try:
+                    res = run_job(f"http://127.0.0.1:{port}", pdf)
+                finally:
+                    for p in [server, *procs]:
+                        p.terminate()
+                    for p in [server, *procs]:
+                        p.wait(30)
+            body = res["body"]
+            result = body.get("result") or {}
+            same = result.get("label") == direct["label"] and _strip(
+                result.get("pages", [])
+            ) == _strip(direct["pages"])
+            rows.append(
+                (
+                    engine,
+                    count,
+                    body["status"],
+                    res["answered"],
+                    len(res["seen"]),
+                    res["total"],
+                    n / res["total"],
+                    same,
+                )
+            )
+    print(f"### /jobs: one {n}-page PDF (A4 scans, 150 dpi)\n")
+    print(
+        f"/classify on the same PDF, 2 workers: {classify_s:.1f} s ({n / classify_s:.2f} pages/s)\n"
+    )
+    print(
+        "| engine | worker processes | status | POST /jobs answered (s) | distinct progress "
+        "values seen | done after (s) | pages/s | result equals /classify |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    for engine, count, status, answered, seen, total, rate, same in rows:
+        print(
+            f"| {engine} | {count} | {status} | {answered:.2f} | {seen} | {total:.1f} | "
+            f"{rate:.2f} | {'yes' if same else 'NO'} |"
+        )
+
+
+@contextlib.contextmanager
+def tempfile_dir() -> Iterator[str]:
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="inkwell-bench-") as tmp:
+        yield tmp
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--workers", type=int, default=2)
@@ -344,10 +494,15 @@ def main() -> int:
     parser.add_argument("--overhead", action="store_true")
     parser.add_argument("--skip-memory", action="store_true")
     parser.add_argument("--skip-load", action="store_true")
+    parser.add_argument("--jobs", action="store_true", help="only the /jobs engines table")
+    parser.add_argument("--job-pages", type=int, default=200)
     args = parser.parse_args()
     args.pages = [int(p) for p in args.pages.split(",") if p]
     if args.overhead:
         return overhead(args)
+    if args.jobs:
+        jobs(args)
+        return 0
     if not args.skip_memory:
         memory(args)
         print()
