@@ -38,22 +38,30 @@ from app.models.registry import ModelVersion
 router = APIRouter(tags=["classify"])
 
 CHUNK = 1 << 20
-_ERRORS: dict[int | str, dict[str, object]] = {
-    code: {"model": ErrorResponse, "description": text}
-    for code, text in (
-        (400, "empty upload"),
-        (404, "unknown model"),
-        (413, "upload or image too large"),
-        (415, "not a PDF or supported image"),
-        (422, "corrupt, encrypted, or too many pages"),
-        (
-            503,
-            "busy (code `busy`, see Retry-After), tesseract or poppler missing, or a worker "
-            "died (workers restarted: retry)",
-        ),
-        (504, "OCR or rendering timed out"),
-    )
-}
+UPLOAD_ERRORS: tuple[tuple[int, str], ...] = (
+    (400, "empty upload"),
+    (404, "unknown model"),
+    (413, "upload or image too large"),
+    (415, "not a PDF or supported image"),
+    (422, "corrupt, encrypted, or too many pages"),
+)
+"""What an upload can be refused with, by /classify and /jobs alike."""
+
+
+def error_responses(*pairs: tuple[int, str]) -> dict[int | str, dict[str, object]]:
+    """OpenAPI ``responses`` for error statuses, each with the error body."""
+    return {code: {"model": ErrorResponse, "description": text} for code, text in pairs}
+
+
+_ERRORS = error_responses(
+    *UPLOAD_ERRORS,
+    (
+        503,
+        "busy (code `busy`, see Retry-After), tesseract or poppler missing, or a worker "
+        "died (workers restarted: retry)",
+    ),
+    (504, "OCR or rendering timed out"),
+)
 _ERRORS[503]["headers"] = {
     "Retry-After": {
         "description": "with code `busy`: seconds after which a retry is likely to be admitted",
@@ -61,6 +69,20 @@ _ERRORS[503]["headers"] = {
         "required": False,
     }
 }
+
+
+# the upload's form fields, shared by /classify and /jobs
+UploadField = Annotated[UploadFile, File(description="PDF, PNG, JPEG, TIFF, BMP or WebP")]
+ModelField = Annotated[
+    str | None, Form(description="a model version id, or 'catboost'/'svm' on the active model")
+]
+LangField = Annotated[str | None, Form(pattern=r"^[A-Za-z_]+(\+[A-Za-z_]+)*$")]
+LinesField = Annotated[
+    bool, Form(description="also return every text line with its box and verdict")
+]
+ThumbnailsField = Annotated[
+    bool, Form(description="also return a small PNG of each page (for the upload page)")
+]
 
 
 def resolve_model(state: ServiceState, model: str | None) -> tuple[ModelVersion, str]:
@@ -109,18 +131,12 @@ async def spool(upload: UploadFile, limit: int, folder: Path) -> tuple[Path, str
 async def classify(
     state: StateDep,
     *,
-    file: Annotated[UploadFile, File(description="PDF, PNG, JPEG, TIFF, BMP or WebP")],
+    file: UploadField,
     tmp: Annotated[Path, Depends(upload_dir)],
-    model: Annotated[
-        str | None, Form(description="a model version id, or 'catboost'/'svm' on the active model")
-    ] = None,
-    lang: Annotated[str | None, Form(pattern=r"^[A-Za-z_]+(\+[A-Za-z_]+)*$")] = None,
-    lines: Annotated[
-        bool, Form(description="also return every text line with its box and verdict")
-    ] = False,
-    thumbnails: Annotated[
-        bool, Form(description="also return a small PNG of each page (for the upload page)")
-    ] = False,
+    model: ModelField = None,
+    lang: LangField = None,
+    lines: LinesField = False,
+    thumbnails: ThumbnailsField = False,
 ) -> ClassifyResponse:
     """Classify every page of the upload; the document is ``mixed`` when pages disagree."""
     t0 = time.perf_counter()

@@ -5,11 +5,21 @@ from __future__ import annotations
 import asyncio
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, Path, Response, UploadFile, status
+from fastapi import APIRouter, Path, Response, status
 
 from app.api.deps import ClassifyJobsDep, StateDep
-from app.api.routes.classify import resolve_model, spool
-from app.api.schemas import ClassifyJob, ErrorResponse, PageResult
+from app.api.routes.classify import (
+    UPLOAD_ERRORS,
+    LangField,
+    LinesField,
+    ModelField,
+    ThumbnailsField,
+    UploadField,
+    resolve_model,
+    spool,
+)
+from app.api.routes.classify import error_responses as _errors
+from app.api.schemas import ClassifyJob, PageResult
 from app.errors import MissingDependencyError
 
 router = APIRouter(tags=["jobs"])
@@ -17,20 +27,12 @@ router = APIRouter(tags=["jobs"])
 JOB_ID = Path(pattern=r"^[0-9a-f]{32}$", description="the id POST /jobs answered")
 
 
-def _errors(*pairs: tuple[int, str]) -> dict[int | str, dict[str, object]]:
-    return {code: {"model": ErrorResponse, "description": text} for code, text in pairs}
-
-
 @router.post(
     "/jobs",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=ClassifyJob,
     responses=_errors(
-        (400, "empty upload"),
-        (404, "unknown model"),
-        (413, "upload or image too large"),
-        (415, "not a PDF or supported image"),
-        (422, "corrupt, encrypted, or too many pages"),
+        *UPLOAD_ERRORS,
         (
             503,
             "the queue (Redis) cannot be reached (code `queue_unavailable`), or tesseract "
@@ -45,15 +47,11 @@ async def submit_job(
     jobs: ClassifyJobsDep,
     response: Response,
     *,
-    file: Annotated[UploadFile, File(description="PDF, PNG, JPEG, TIFF, BMP or WebP")],
-    model: Annotated[
-        str | None, Form(description="a model version id, or 'catboost'/'svm' on the active model")
-    ] = None,
-    lang: Annotated[str | None, Form(pattern=r"^[A-Za-z_]+(\+[A-Za-z_]+)*$")] = None,
-    lines: Annotated[
-        bool, Form(description="also return every text line with its box and verdict")
-    ] = False,
-    thumbnails: Annotated[bool, Form(description="also return a small PNG of each page")] = False,
+    file: UploadField,
+    model: ModelField = None,
+    lang: LangField = None,
+    lines: LinesField = False,
+    thumbnails: ThumbnailsField = False,
 ) -> ClassifyJob:
     """Answer 202 at once with the job id; poll ``GET /jobs/{id}`` (the ``Location`` header).
 
