@@ -78,6 +78,12 @@ class Settings(BaseSettings):
         description="Seconds between an rq worker's registry clean-ups (tasks of vanished "
         "workers are retried or failed then).",
     )
+    worker_heartbeat_interval: int = Field(
+        default=30,
+        ge=1,
+        description="Seconds between a busy rq worker's heartbeats; a task whose worker is silent "
+        "for this plus 60 s is presumed abandoned and retried.",
+    )
     log_level: str = "INFO"
 
 

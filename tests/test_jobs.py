@@ -6,6 +6,7 @@ port and real ``python -m app worker`` processes; they skip, saying so, when it 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -234,6 +235,7 @@ def _worker_env(s: Settings) -> dict[str, str]:
         INKWELL_MODELS_DIR=str(s.models_dir),
         INKWELL_DEFAULT_MODEL_DIR=str(s.default_model_dir),
         INKWELL_WORKER_MAINTENANCE_INTERVAL="2",
+        INKWELL_WORKER_HEARTBEAT_INTERVAL=str(s.worker_heartbeat_interval),
         INKWELL_LOG_LEVEL="INFO",
     )
     return env
@@ -322,6 +324,45 @@ def test_rq_worker_killed_mid_task_is_retried(
         assert done["status"] == "succeeded", (done, log)
         assert done["pages_done"] == 3
         assert "Work-horse terminated unexpectedly" in log
+
+
+@needs_redis
+def test_rq_task_of_a_vanished_worker_is_retried_by_another(
+    rq_settings: Settings, workers: list[subprocess.Popen[bytes]], tmp_path: Path
+) -> None:
+    """A machine lost mid-task (worker and work horse killed): its heartbeat expires, another
+    worker's maintenance finds the task abandoned and puts it back; the job completes."""
+    from rq.job import Job
+
+    from app.queue.engines import RETRIES, redis_connection
+
+    fast = rq_settings.model_copy(update={"worker_heartbeat_interval": 1})
+    victim = _start_worker(workers, fast, "victim", tmp_path / "victim.log")
+    with TestClient(create_app(rq_settings)) as c:
+        job = _post(c, "/jobs", _pdf(3)).json()
+        deadline = time.monotonic() + 60
+        horses: list[psutil.Process] = []
+        while not horses and time.monotonic() < deadline:
+            me = psutil.Process(victim.pid)
+            horses = [h for h in me.children() if h.cmdline() == me.cmdline()]
+            time.sleep(0.02)
+        assert horses, (tmp_path / "victim.log").read_text()
+        for p in (victim.pid, *(h.pid for h in horses)):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(p, signal.SIGKILL)
+        victim.wait(10)
+        _start_worker(workers, fast, "rescuer", tmp_path / "rescuer.log")
+        done = _wait(c, job["job_id"], timeout=240)
+        log = (tmp_path / "rescuer.log").read_text()
+        assert done["status"] == "succeeded", (done, log)
+        assert done["pages_done"] == 3
+        tasks = Job.fetch_many(
+            [f"{job['job_id']}-{n}" for n in (1, 2, 3)],
+            connection=redis_connection(rq_settings.redis_url),
+        )
+        # the task the victim had started was finished by the rescuer, after one retry
+        assert {t.worker_name for t in tasks if t is not None} == {"rescuer"}
+        assert min(t.retries_left or 0 for t in tasks if t is not None) < RETRIES
 
 
 @needs_redis

@@ -110,5 +110,9 @@ def run_worker(*, burst: bool = False, name: str | None = None, wait: float = 60
         connection=connection,
         name=name,
         maintenance_interval=settings.worker_maintenance_interval,
+        job_monitoring_interval=settings.worker_heartbeat_interval,
+        # an idle worker wakes at least every maintenance interval (rq's default is 7 minutes),
+        # so tasks of a vanished worker are found even when no new task arrives
+        worker_ttl=settings.worker_maintenance_interval + 15,
     )
     return bool(worker.work(burst=burst, logging_level=settings.log_level.upper()))
