@@ -186,12 +186,13 @@ class RqEngine:
         from rq import Queue, Retry  # noqa: PLC0415
 
         s = self.settings
+        storage = JobStore(jobs_dir(s)).storage_id(create=True)
         per_chunk = s.job_chunk_pages * (s.ocr_timeout + 10) + s.pdf_timeout
         ttl = int(s.job_ttl)
         data = [
             Queue.prepare_data(
                 TASK,
-                args=(spec.job_id, first, last),
+                args=(spec.job_id, first, last, storage),
                 job_id=task_id,
                 timeout=int(per_chunk),
                 result_ttl=ttl,

@@ -220,6 +220,29 @@ class JobStore:
         """Jobs live in ``root`` (made when the first job is)."""
         self.root = root
 
+    def storage_id(self, *, create: bool = False) -> str | None:
+        """The id of this jobs folder (``.storage-id``), made once by the API (``create``).
+
+        rq tasks carry it: a worker that does not see the same folder (a volume not mounted, a
+        different ``INKWELL_JOBS_DIR``) fails the task loudly instead of taking the job for gone.
+        """
+        path = self.root / ".storage-id"
+        try:
+            return path.read_text("utf-8").strip()
+        except FileNotFoundError:
+            if not create:
+                return None
+        self.root.mkdir(parents=True, exist_ok=True)
+        candidate = self.root / f".storage-id-{uuid.uuid4().hex}"
+        candidate.write_text(uuid.uuid4().hex, "utf-8")
+        try:
+            os.link(candidate, path)  # first writer wins, atomically
+        except FileExistsError:
+            pass
+        finally:
+            candidate.unlink(missing_ok=True)
+        return path.read_text("utf-8").strip()
+
     def folder(self, job_id: str) -> JobFolder:
         """The folder of ``job_id`` (a job id is 32 hex digits: anything else names none)."""
         if len(job_id) != 32 or any(c not in "0123456789abcdef" for c in job_id):

@@ -35,14 +35,26 @@ def _version(settings: Settings, version_id: str) -> ModelVersion:
     return version
 
 
-def run_chunk(job_id: str, first: int, last: int) -> dict[str, Any]:
+class SharedStorageError(RuntimeError):
+    """This worker does not see the jobs folder the API wrote the job into."""
+
+
+def run_chunk(job_id: str, first: int, last: int, storage: str | None = None) -> dict[str, Any]:
     """Read pages ``first``..``last`` of job ``job_id`` (the rq task).
 
     A document or page that cannot be read is the job's error (recorded, not retried: it would
-    fail again); anything else raises, and rq retries the task.
+    fail again); anything else raises, and rq retries the task. ``storage`` is the jobs folder's
+    id the API saw: a worker that sees another folder raises (the task fails, the job says why)
+    rather than taking the job for cancelled.
     """
     settings = get_settings()
-    folder = JobStore(jobs_dir(settings)).folder(job_id)
+    store = JobStore(jobs_dir(settings))
+    if storage is not None and store.storage_id() != storage:
+        raise SharedStorageError(
+            f"this worker does not see the API's jobs folder (its own is {store.root}): mount "
+            "the same shared storage and set the same INKWELL_JOBS_DIR / INKWELL_MODELS_DIR"
+        )
+    folder = store.folder(job_id)
     if not folder.exists():
         log.info("job %s is gone (cancelled or expired): nothing to do", job_id)
         return {"job_id": job_id, "pages": 0, "skipped": True}
