@@ -205,7 +205,12 @@ def classify_pages(
 
 def document_label(verdicts: Sequence[PageVerdict]) -> str:
     """``handwritten`` or ``typed`` when every non-empty page agrees, else ``mixed``."""
-    labels = {v.label for v in verdicts if not v.empty}
+    return labels_of_document([v.label for v in verdicts])
+
+
+def labels_of_document(page_labels: Iterable[str]) -> str:
+    """The document label from its pages' labels (empty pages do not count)."""
+    labels = {label for label in page_labels if label != LABEL_EMPTY}
     if not labels:
         return LABEL_EMPTY
     if len(labels) == 1:

@@ -83,7 +83,7 @@ class LocalEngine:
         for folder in self.store.jobs():
             try:
                 spec = folder.spec()
-                unfinished = spec.engine == self.name and folder.finished() is None
+                unfinished = spec.engine == self.name and folder.progress(spec).ended is None
             except (OSError, ValueError, TypeError, KeyError):
                 continue
             if unfinished:

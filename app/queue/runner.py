@@ -67,8 +67,9 @@ def run_pages(
             thumbs[page.number] = thumbnail(page.image)
 
     done = 0
+    pages = (p for p in doc.pages(first=todo[0], last=todo[-1]) if not folder.has_page(p.number))
     rows = iter_featurised(
-        doc.pages(first=todo[0], last=todo[-1]),
+        pages,
         OcrSettings(lang=r.lang, timeout=r.ocr_timeout),
         executor=executor,
         window=window,
@@ -80,7 +81,7 @@ def run_pages(
                 log.info("job %s stopped at page %d", folder.job_id, meta.number)
                 break
             if folder.has_page(meta.number):
-                continue
+                continue  # another runner (a retried task) recorded it meanwhile
             verdict = verdicts_for([(meta, row)], version, spec.algorithm)[0]
             result = PageResult.from_verdict(
                 verdict, lines=spec.lines, thumbnail=thumbs.pop(meta.number, None)

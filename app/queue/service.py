@@ -31,8 +31,7 @@ from app.errors import (
     PageNotReadyError,
 )
 from app.features import FEATURE_VERSION
-from app.models.predict import LABEL_EMPTY
-from app.models.verdict import LABEL_MIXED
+from app.models.predict import labels_of_document
 from app.queue.engines import LocalEngine, RqEngine, make_engine
 from app.queue.store import JobFolder, JobSpec, JobStore, RenderOptions, now_iso
 
@@ -43,14 +42,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MAINTENANCE_EVERY = 10.0
-
-
-def document_label_of(pages: list[PageResult]) -> str:
-    """Same rule as /classify: the pages' common label, ``mixed`` when they disagree."""
-    labels = {p.label for p in pages if p.label != LABEL_EMPTY}
-    if not labels:
-        return LABEL_EMPTY
-    return labels.pop() if len(labels) == 1 else LABEL_MIXED
 
 
 class ClassifyJobs:
@@ -177,14 +168,13 @@ class ClassifyJobs:
     def status(self, job_id: str, *, with_result: bool = True) -> ClassifyJob:
         """Where the job stands; with its result when every page is read."""
         folder, spec = self._folder(job_id)
-        state = folder.state(spec)
-        error = folder.error()
+        progress = folder.progress(spec)
+        state, error, ended = progress.state, progress.error, progress.ended
         if state in ("queued", "running"):
             error = self.engine.failure(spec)
             if error is not None:
                 folder.fail(error["detail"], error["code"])
-                state = "failed"
-        ended = folder.finished() if state in ("succeeded", "failed") else None
+                state, ended = "failed", time.time()
         result = None
         if state == "succeeded" and with_result:
             pages = self._pages(folder, spec)
@@ -193,7 +183,7 @@ class ClassifyJobs:
                 model=ModelInfo(
                     id=spec.model_id, algorithm=spec.algorithm, feature_version=spec.feature_version
                 ),
-                label=document_label_of(pages),
+                label=labels_of_document([p.label for p in pages]),
                 pages=pages,
                 elapsed_ms=round(1000 * ((ended or time.time()) - spec.created), 1),
             )
@@ -202,7 +192,7 @@ class ClassifyJobs:
             status=state,
             engine=spec.engine,
             document=self._document(spec),
-            pages_done=folder.pages_done(),
+            pages_done=progress.pages_done,
             created_at=now_iso(spec.created),
             finished_at=now_iso(ended) if ended else None,
             expires_at=now_iso(ended + self.state.settings.job_ttl) if ended else None,

@@ -57,6 +57,17 @@ class RenderOptions:
 
 
 @dataclass(frozen=True)
+class Progress:
+    """A job's state as its files tell it."""
+
+    state: JobState
+    pages_done: int
+    error: dict[str, Any] | None
+    ended: float | None
+    """When it succeeded (its last page) or failed; None while it runs."""
+
+
+@dataclass(frozen=True)
 class JobSpec:
     """What a job is (``job.json``)."""
 
@@ -139,24 +150,10 @@ class JobFolder:
         except FileNotFoundError:
             return None
 
-    def pages_done(self) -> int:
-        """How many pages are done."""
-        try:
-            return sum(1 for p in self.pages_dir.iterdir() if p.suffix == ".json")
-        except FileNotFoundError:
-            return 0
-
     def mark_started(self) -> None:
         """A runner has begun (first one wins; harmless when the job is gone)."""
         with contextlib.suppress(OSError):
             (self.path / "started").touch(exist_ok=True)
-
-    def started(self) -> float | None:
-        """When a runner began, if one did."""
-        try:
-            return (self.path / "started").stat().st_mtime
-        except FileNotFoundError:
-            return None
 
     def fail(self, message: str, code: str) -> None:
         """Record why the job failed (the first error is kept)."""
@@ -175,26 +172,24 @@ class JobFolder:
         except (FileNotFoundError, ValueError):
             return None
 
-    def finished(self) -> float | None:
-        """When the job ended: its error, or its last page (None while it runs)."""
+    def progress(self, spec: JobSpec) -> Progress:
+        """Where the job stands, from one listing of its pages and one read of its error."""
         err = self.error()
+        try:
+            done = [p for p in self.pages_dir.iterdir() if p.suffix == ".json"]
+        except FileNotFoundError:
+            done = []
+        ended: float | None = None
+        state: JobState
         if err is not None:
-            return float(err.get("at", 0.0))
-        spec = self.spec()
-        if self.pages_done() < spec.page_count:
-            return None
-        return max(p.stat().st_mtime for p in self.pages_dir.iterdir())
-
-    def state(self, spec: JobSpec) -> JobState:
-        """Where the job stands, from its files."""
-        if self.error() is not None:
-            return "failed"
-        done = self.pages_done()
-        if done >= spec.page_count:
-            return "succeeded"
-        if done or self.started() is not None:
-            return "running"
-        return "queued"
+            state, ended = "failed", float(err.get("at", 0.0))
+        elif len(done) >= spec.page_count:
+            state, ended = "succeeded", max(p.stat().st_mtime for p in done)
+        elif done or (self.path / "started").exists():
+            state = "running"
+        else:
+            state = "queued"
+        return Progress(state=state, pages_done=len(done), error=err, ended=ended)
 
     def cancel(self) -> None:
         """Tell runners to stop, then remove the folder."""
@@ -284,7 +279,7 @@ class JobStore:
         for folder in self.jobs():
             try:
                 spec = folder.spec()
-                ended = folder.finished()
+                ended = folder.progress(spec).ended
             except (OSError, ValueError, TypeError, KeyError) as e:
                 log.warning("removing unreadable job %s: %s", folder.job_id, e)
                 folder.remove()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Response, status
@@ -68,7 +69,7 @@ async def submit_job(
     try:
         _, sha256 = await spool(file, settings.max_upload_bytes, staging)
     except BaseException:
-        await asyncio.to_thread(_remove, staging)
+        await asyncio.to_thread(shutil.rmtree, staging, ignore_errors=True)
         raise
     job = await asyncio.to_thread(
         jobs.create,
@@ -84,12 +85,6 @@ async def submit_job(
     )
     response.headers["Location"] = f"/jobs/{job.job_id}"
     return job
-
-
-def _remove(path: object) -> None:
-    import shutil  # noqa: PLC0415
-
-    shutil.rmtree(str(path), ignore_errors=True)
 
 
 @router.get(
