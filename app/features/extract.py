@@ -15,18 +15,25 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import ndimage
 
-from app.features.layout import Components, Line, find_components, group_lines, merge_segments
+from app.features.glyphs import NO_TWIN, Glyphs, twin_distances, twin_summary
+from app.features.layout import Components, Line, find_components, group_lines, join_vertical
 from app.features.lines import LineInfo, line_infos
 from app.features.normalise import CANON_HEIGHT, LAYOUT_HEIGHT, Normalised, normalise
 from app.ocr import OcrWord, image_to_words
 
 log = logging.getLogger(__name__)
 
-FEATURE_VERSION = "2.5"
+FEATURE_VERSION = "3.2"
 """2.2: word confidences keep tesseract's decimals (pytesseract's dict output truncated them).
 2.3: pages skewed by 0.5° or more are straightened first.
 2.4: they are turned where text is 30 px tall, not 40 (half the pixels, same stroke widths).
-2.5: pages fed sideways or upside down are read the right way up."""
+2.5: pages fed sideways or upside down are read the right way up.
+3.0: glyph repetition (page and line); line verdicts on the fragments of a row, not merged rows.
+3.1: rules and table borders removed from every page, not only ruled paper; punch holes and
+     blots are not characters; a column of one-glyph fragments (a number printed up the
+     margin) is one fragment.
+3.2: slivers (a scan's dark edge, cut up) no longer make an upright page look sideways: with
+     3.1 eight dev pages were read a second time turned, and three of them kept turned."""
 
 OCR_FEATURES = (
     "ocr_conf_mean",
@@ -58,6 +65,13 @@ REGULARITY_FEATURES = (
     "reg_baseline_dev_p75",
     "reg_comp_density_p25",
 )
+GLYPH_FEATURES = (
+    "reg_glyph_twin_share",
+    "reg_glyph_twin_dist",
+    "reg_glyph_line_twin_median",
+    "reg_glyph_line_twin_p25",
+)
+"""Glyph repetition (:mod:`app.features.glyphs`), part of character regularity."""
 STROKE_FEATURES = (
     "stroke_width_mean",
     "stroke_width_cv",
@@ -71,7 +85,7 @@ STROKE_FEATURES = (
 )
 FLAG_FEATURES = ("empty",)
 FEATURE_NAMES: tuple[str, ...] = (
-    OCR_FEATURES + REGULARITY_FEATURES + STROKE_FEATURES + FLAG_FEATURES
+    OCR_FEATURES + REGULARITY_FEATURES + GLYPH_FEATURES + STROKE_FEATURES + FLAG_FEATURES
 )
 
 OCR_SAMPLE_LINES = 8
@@ -240,6 +254,26 @@ def regularity_features(
         "reg_line_height_cv": _median([r["height_cv"] for r in per_line]),
         "reg_baseline_dev_p75": _quantile([r["baseline_dev"] for r in per_line], 75),
         "reg_comp_density_p25": _quantile([r["density"] for r in per_line], 25),
+    }
+
+
+def glyph_features(glyphs: Glyphs, lines: list[Line]) -> dict[str, float]:
+    """Glyph repetition of the page and of its lines.
+
+    A line's figure is the share of its glyphs with a near-identical twin on the page; lines
+    with fewer than three measured glyphs are left out.
+    """
+    share, dist = twin_summary(glyphs.distance)
+    per_line = []
+    for ln in lines:
+        d = glyphs.distance[ln.members]
+        if np.count_nonzero(~np.isnan(d)) >= 3:
+            per_line.append(twin_summary(d)[0])
+    return {
+        "reg_glyph_twin_share": 0.0 if np.isnan(share) else share,
+        "reg_glyph_twin_dist": NO_TWIN if np.isnan(dist) else dist,
+        "reg_glyph_line_twin_median": _median(per_line),
+        "reg_glyph_line_twin_p25": _quantile(per_line, 25),
     }
 
 
@@ -452,11 +486,17 @@ def ascender_ratio(ink: np.ndarray, lines: list[Line]) -> float:
 
 
 def looks_sideways(comps: Components) -> bool:
-    """Component centres line up more sharply in columns than in rows: text runs vertically."""
-    if len(comps) < 10:
+    """Component centres line up more sharply in columns than in rows: text runs vertically.
+
+    Slivers (four times taller than wide: the pieces a scan's dark edge leaves once long rules
+    are taken out of the mask) are not counted: stacked in one column they looked like text
+    turned on its side, and the page was read a second time, turned, for nothing.
+    """
+    slim = comps.width * 4 < comps.height
+    if int((~slim).sum()) < 10:
         return False
-    cx = (comps.x0 + comps.x1) / 2.0
-    cy = (comps.y0 + comps.y1) / 2.0
+    cx = ((comps.x0 + comps.x1) / 2.0)[~slim]
+    cy = ((comps.y0 + comps.y1) / 2.0)[~slim]
     step = LAYOUT_HEIGHT / 3
 
     def sharpness(v: np.ndarray) -> float:
@@ -517,7 +557,7 @@ def _analyse(grey: np.ndarray, ocr: OcrSettings) -> tuple[PageAnalysis, list[int
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     norm = normalise(grey)
-    comps, _mask = find_components(norm.ink)
+    comps, labels = find_components(norm.ink)
     lines = group_lines(comps)
     t1 = time.perf_counter()
     timings["normalise"] = t1 - t0
@@ -533,6 +573,9 @@ def _analyse(grey: np.ndarray, ocr: OcrSettings) -> tuple[PageAnalysis, list[int
         return empty, turns
     crops = line_crops(norm, lines)
     features = regularity_features(lines, [crop_components(c, norm.threshold) for c in crops])
+    fragments = join_vertical(group_lines(comps, min_members=1))
+    glyphs = twin_distances(labels, comps)
+    features.update(glyph_features(glyphs, fragments))
     t2 = time.perf_counter()
     timings["regularity"] = t2 - t1
     features.update(stroke_features(crops, norm.threshold))
@@ -542,9 +585,8 @@ def _analyse(grey: np.ndarray, ocr: OcrSettings) -> tuple[PageAnalysis, list[int
     features.update(ocr_features(norm, lines, ocr, per_line))
     t4 = time.perf_counter()
     timings["ocr"] = t4 - t3
-    text_lines = merge_segments(group_lines(comps, min_members=1))
     ocr_segments = [(lines[i], v) for i, v in per_line.items()]
-    infos = line_infos(comps, text_lines, norm.page_box, ocr_segments)
+    infos = line_infos(comps, fragments, norm.page_box, ocr_segments, glyphs)
     timings["lines"] = time.perf_counter() - t4
     features["empty"] = 0.0
     ordered = {name: float(np.nan_to_num(features[name])) for name in FEATURE_NAMES}

@@ -20,6 +20,8 @@ class Components:
     y1: np.ndarray
     area: np.ndarray
     line: np.ndarray
+    label: np.ndarray
+    """Each component's id in the label image :func:`find_components` returns."""
 
     @property
     def height(self) -> np.ndarray:
@@ -68,12 +70,12 @@ def find_components(
         assign_lines: also group the components into lines (the ``line`` field).
 
     Returns:
-        The kept components and a boolean mask holding only their pixels.
+        The kept components and the label image (component ``i`` is ``labels == label[i]``).
     """
     labels, n = ndimage.label(ink, structure=np.ones((3, 3), dtype=bool))
     empty = np.zeros(0, dtype=np.int64)
     if n == 0:
-        return Components(empty, empty, empty, empty, empty, empty), np.zeros_like(ink)
+        return Components(empty, empty, empty, empty, empty, empty, empty), labels
     slices = ndimage.find_objects(labels)
     box = np.array([(s[1].start, s[0].start, s[1].stop, s[0].stop) for s in slices], dtype=np.int64)
     area = np.bincount(labels.ravel(), minlength=n + 1)[1:]
@@ -86,10 +88,11 @@ def find_components(
         & (h <= 6 * height)  # pictures, tables, vertical rules
         & ~((w > 8 * height) & (h < 0.6 * height))  # horizontal rules
         & ~((w > 3 * height) & (h > 3 * height) & (fill < 0.08))  # frames, boxes
+        # solid round or square blots as tall as a letter: punch holes, bullets, ink blots
+        & ~((h >= 0.6 * height) & (fill >= 0.7) & (w >= 0.6 * h) & (w <= 1.6 * h))
+        # straight solid bars taller than a letter: pieces of a table's vertical borders
+        & ~((h >= 1.5 * height) & (w <= 0.2 * h) & (fill >= 0.8))
     )
-    lut = np.zeros(n + 1, dtype=bool)
-    lut[1:] = keep
-    mask = lut[labels]
     idx = np.flatnonzero(keep)
     kept_box = box[idx]
     comps = Components(
@@ -98,15 +101,19 @@ def find_components(
         x1=kept_box[:, 2],
         y1=kept_box[:, 3],
         area=area[idx],
-        line=_assign_lines(labels, mask, idx, n) if assign_lines else np.zeros(idx.size, np.int64),
+        line=_assign_lines(labels, keep, idx, n) if assign_lines else np.zeros(idx.size, np.int64),
+        label=idx + 1,
     )
-    return comps, mask
+    return comps, labels
 
 
-def _assign_lines(labels: np.ndarray, mask: np.ndarray, idx: np.ndarray, n: int) -> np.ndarray:
+def _assign_lines(labels: np.ndarray, keep: np.ndarray, idx: np.ndarray, n: int) -> np.ndarray:
     """Smear text horizontally (run-length smoothing) and label the smeared rows as lines."""
     if idx.size == 0:
         return np.zeros(0, dtype=np.int64)
+    lut = np.zeros(n + 1, dtype=bool)
+    lut[1:] = keep
+    mask = lut[labels]
     gap = round(1.2 * LAYOUT_HEIGHT) | 1
     smeared = ndimage.maximum_filter1d(mask.view(np.uint8), size=gap, axis=1) > 0
     line_labels, _ = ndimage.label(smeared, structure=np.ones((3, 3), dtype=bool))
@@ -188,3 +195,61 @@ def group_lines(comps: Components, *, min_members: int = 2) -> list[Line]:
             lines.append(line)
     lines.sort(key=lambda ln: (ln.y0, ln.x0))
     return lines
+
+
+def join_vertical(fragments: list[Line], *, min_glyphs: int = 4) -> list[Line]:
+    """Join one-glyph fragments stacked in a column into one fragment (text printed sideways).
+
+    A Bates number or an archive stamp printed up the margin comes out of the horizontal
+    smearing as one fragment per digit; as a column of ``min_glyphs`` or more it is one item, as
+    on the page, not a row of separate handwritten-looking marks.
+    """
+    single = [
+        i for i, f in enumerate(fragments) if f.members.size <= 2 and f.width <= 1.6 * LAYOUT_HEIGHT
+    ]
+    if len(single) < min_glyphs:
+        return fragments
+    boxes = np.array(
+        [(fragments[i].x0, fragments[i].y0, fragments[i].x1, fragments[i].y1) for i in single],
+        dtype=np.float64,
+    )
+    parent = list(range(len(single)))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    widths = boxes[:, 2] - boxes[:, 0]
+    for k in range(len(single)):
+        overlap = np.minimum(boxes[:, 2], boxes[k, 2]) - np.maximum(boxes[:, 0], boxes[k, 0])
+        gap = np.maximum(boxes[:, 1], boxes[k, 1]) - np.minimum(boxes[:, 3], boxes[k, 3])
+        near = (overlap >= 0.5 * np.minimum(widths, widths[k])) & (gap <= 1.2 * LAYOUT_HEIGHT)
+        for j in np.flatnonzero(near):
+            if j != k:
+                parent[find(int(j))] = find(k)
+    groups: dict[int, list[int]] = {}
+    for k in range(len(single)):
+        groups.setdefault(find(k), []).append(single[k])
+    joined: set[int] = set()
+    out = []
+    for members in groups.values():
+        if len(members) < min_glyphs:
+            continue
+        joined.update(members)
+        parts = [fragments[i] for i in members]
+        out.append(
+            Line(
+                x0=min(f.x0 for f in parts),
+                y0=min(f.y0 for f in parts),
+                x1=max(f.x1 for f in parts),
+                y1=max(f.y1 for f in parts),
+                members=np.concatenate([f.members for f in parts]),
+            )
+        )
+    if not joined:
+        return fragments
+    out += [f for i, f in enumerate(fragments) if i not in joined]
+    out.sort(key=lambda ln: (ln.y0, ln.x0))
+    return out

@@ -1,8 +1,12 @@
-"""Per-line features: one vector for every text line the layout stage finds.
+"""Per-line features: one vector for every text fragment the layout stage finds.
 
-They are computed from the whole-page layout components (cheap: no extra image pass), plus the
-tesseract confidence of the lines that were in the OCR sample (NaN for the others; CatBoost treats
-NaN as missing). Boxes are returned in the original page's pixels.
+A fragment is a run of ink on one row with no gap wider than the smearing step (about a text
+height): a printed line, a handwritten word group, or a handwritten entry written beside a
+printed label on the same row, which stays a fragment of its own so that each gets its own
+verdict. The features come from the whole-page layout components (cheap: no extra image pass),
+the glyph repetition of the page (:mod:`app.features.glyphs`), and the tesseract confidence of
+the fragments that were in the OCR sample (NaN for the others; CatBoost treats NaN as missing).
+Boxes are returned in the original page's pixels.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from app.features.glyphs import Glyphs, twin_summary
 from app.features.layout import Components, Line
 
 LINE_FEATURE_NAMES: tuple[str, ...] = (
@@ -28,7 +33,52 @@ LINE_FEATURE_NAMES: tuple[str, ...] = (
     "line_width_ratio",
     "line_ocr_conf",
     "line_ocr_wordlike",
+    "line_glyph_twin_share",
+    "line_glyph_twin_dist",
+    "line_glyph_eligible",
 )
+
+
+CONTEXT_SOURCES = (
+    ("ctx_glyph_twin_share", "line_glyph_twin_share"),
+    ("ctx_glyph_twin_dist", "line_glyph_twin_dist"),
+    ("ctx_ink_density", "line_ink_density"),
+    ("ctx_density", "line_density"),
+    ("ctx_baseline_dev", "line_baseline_dev"),
+    ("ctx_width_ratio", "line_width_ratio"),
+    ("ctx_fill", "line_fill"),
+)
+CONTEXT_FEATURE_NAMES: tuple[str, ...] = ("ctx_log_height", *(c for c, _ in CONTEXT_SOURCES))
+"""Each fragment against the page's median fragment (see :func:`with_page_context`)."""
+LINE_MODEL_FEATURES: tuple[str, ...] = LINE_FEATURE_NAMES + CONTEXT_FEATURE_NAMES
+"""What the line model reads: a fragment's own features, then its page context."""
+
+
+def with_page_context(x: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """The fragments of ONE page with their page context appended (LINE_MODEL_FEATURES order).
+
+    A fragment's own features say what it looks like; the context says how it differs from the
+    page's median fragment: its height (log ratio) and the difference of a few features. An
+    entry written beside print is larger, inkier and has no glyph twins where the print around
+    it has them, on a page where most fragments are print.
+
+    Args:
+        x: (n, len(LINE_FEATURE_NAMES)) features of every fragment of the page.
+        boxes: (n, 4) their boxes (x0, y0, x1, y1).
+    """
+    x = np.asarray(x, dtype=np.float64).reshape(-1, len(LINE_FEATURE_NAMES))
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    out = np.full((x.shape[0], len(CONTEXT_FEATURE_NAMES)), np.nan)
+    if x.shape[0] == 0:
+        return np.hstack([x, out])
+    heights = np.log(np.maximum(boxes[:, 3] - boxes[:, 1], 1.0))
+    out[:, 0] = heights - np.median(heights)
+    for k, (_, name) in enumerate(CONTEXT_SOURCES, 1):
+        col = x[:, LINE_FEATURE_NAMES.index(name)]
+        known = ~np.isnan(col)
+        if known.any():
+            out[:, k] = col - np.median(col[known])
+    return np.hstack([x, out])
 
 
 @dataclass(frozen=True)
@@ -50,7 +100,12 @@ def _cv(values: np.ndarray) -> float:
     return float(values.std() / values.mean())
 
 
-def line_vector(comps: Components, line: Line, ocr: tuple[float, float] | None) -> list[float]:
+def line_vector(
+    comps: Components,
+    line: Line,
+    ocr: tuple[float, float] | None,
+    glyphs: Glyphs | None = None,
+) -> list[float]:
     """The feature vector of one line (lengths relative to its median component height)."""
     m = line.members[np.argsort(comps.x0[line.members], kind="stable")]
     h = comps.height[m]
@@ -72,6 +127,10 @@ def line_vector(comps: Components, line: Line, ocr: tuple[float, float] | None) 
     area = comps.area[m].astype(np.float64)
     box_area = max(1, line.width * line.height)
     conf, wordlike = ocr if ocr is not None else (np.nan, np.nan)
+    twin_share, twin_dist, eligible = np.nan, np.nan, np.nan
+    if glyphs is not None:
+        twin_share, twin_dist = twin_summary(glyphs.distance[m])
+        eligible = float(np.mean(glyphs.eligible[m]))
     return [
         _cv(h),
         _cv(w),
@@ -86,6 +145,9 @@ def line_vector(comps: Components, line: Line, ocr: tuple[float, float] | None) 
         float(np.median(w) / med_h),
         float(conf),
         float(wordlike),
+        twin_share,
+        twin_dist,
+        eligible,
     ]
 
 
@@ -109,6 +171,7 @@ def line_infos(
     lines: list[Line],
     page_box: Callable[[tuple[float, float, float, float]], tuple[int, int, int, int]],
     ocr_segments: list[tuple[Line, tuple[float, float]]],
+    glyphs: Glyphs | None = None,
 ) -> list[LineInfo]:
     """A LineInfo for every text line; ``ocr_segments`` are the OCR-sampled segments' figures.
 
@@ -117,6 +180,6 @@ def line_infos(
     out = []
     for ln in lines:
         bbox = page_box((ln.x0, ln.y0, ln.x1, ln.y1))
-        vector = line_vector(comps, ln, _ocr_for(ln, ocr_segments))
+        vector = line_vector(comps, ln, _ocr_for(ln, ocr_segments), glyphs)
         out.append(LineInfo(bbox=bbox, features=tuple(vector)))
     return out

@@ -339,8 +339,9 @@ def normalise(grey: np.ndarray, height: float = LAYOUT_HEIGHT) -> Normalised:
     canon = divide_background(canon, background)
     ink = canon <= threshold
     ruled = is_ruled_paper(ink)
-    if ruled:
-        ink &= ~rule_mask(ink, height)
+    # rules, underlines and table borders are not text: left in, a form's row box or an
+    # underline joins every word it touches into one component
+    ink &= ~rule_mask(ink, height, axes=(0, 1))
     return Normalised(
         grey=canon,
         ink=ink,
