@@ -288,6 +288,8 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
 
     if args.loso:
         return _evaluate_loso(args, settings)
+    if args.where:
+        return _evaluate_where(args, settings)
     version = _load_model(settings, args.model)
     summary = evaluate(
         Path(args.data),
@@ -312,6 +314,8 @@ def _evaluate_loso(args: argparse.Namespace, settings: Settings) -> int:
     if args.model or args.split != "all":
         raise AppError("--loso evaluates the training procedure: it takes no --model or --split")
     jobs = args.jobs or settings.workers
+    if args.ablate:
+        return _evaluate_ablation(args, settings, jobs)
     summary = loso_evaluate(
         Path(args.data),
         opts=FitOptions(threads=1, composites=args.composites),
@@ -328,6 +332,49 @@ def _evaluate_loso(args: argparse.Namespace, settings: Settings) -> int:
         _out(json.dumps({k: v for k, v in summary.items() if k != "pages"}, indent=2))
     else:
         _out(loso_table(summary))
+    return 0
+
+
+def _evaluate_ablation(args: argparse.Namespace, settings: Settings, jobs: int) -> int:
+    from app.training.evaluate import loso_ablation
+    from app.training.featurize import ProgressBar
+    from app.training.fold import FitOptions
+
+    table = loso_ablation(
+        Path(args.data),
+        word=args.ablate,
+        opts=FitOptions(threads=1, composites=args.composites),
+        cache_dir=settings.cache_dir,
+        workers=jobs,
+        lang=args.lang or settings.ocr_lang,
+        sources=[s.strip() for s in args.sources.split(",") if s.strip()] if args.sources else None,
+        out=Path(args.out) if args.out else None,
+        progress=ProgressBar("features"),
+        fold_progress=ProgressBar("leave-one-source-out folds"),
+    )
+    _out(table)
+    return 0
+
+
+def _evaluate_where(args: argparse.Namespace, settings: Settings) -> int:
+    from app.training.evaluate import where_evaluate
+    from app.training.featurize import ProgressBar
+    from app.training.where import where_table
+
+    if args.model or args.loso:
+        raise AppError("--where evaluates the training procedure: it takes no --model or --loso")
+    if args.where < 1:
+        raise AppError("--where needs at least one pair")
+    result = where_evaluate(
+        Path(args.data),
+        pairs=args.where,
+        cache_dir=settings.cache_dir,
+        workers=args.jobs or settings.workers,
+        lang=args.lang or settings.ocr_lang,
+        out=Path(args.out) if args.out else None,
+        progress=ProgressBar("features"),
+    )
+    _out(json.dumps(result, indent=2) if args.json else where_table(result))
     return 0
 
 
@@ -524,6 +571,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--composites",
         action="store_true",
         help="with --loso: also learn from letterhead/signature composite pages",
+    )
+    p.add_argument(
+        "--ablate",
+        metavar="WORD",
+        help="with --loso: run it twice, with and without the features named with WORD "
+        "(e.g. glyph), and print the per-source table of both",
+    )
+    p.add_argument(
+        "--where",
+        type=int,
+        metavar="PAIRS",
+        help="line boxes against truth on generated filled-in pages: PAIRS pairs of (typed "
+        "source, handwritten source), each scored by a line model trained without both",
     )
     p.add_argument("--out", help="folder for report.json / report.md (loso.json, loso.md)")
     p.add_argument("--json", action="store_true")

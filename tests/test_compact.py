@@ -13,7 +13,7 @@ import pytest
 
 from app.errors import ModelIntegrityError
 from app.features import FEATURE_NAMES
-from app.features.lines import LINE_FEATURE_NAMES
+from app.features.lines import LINE_MODEL_FEATURES
 from app.models import compact
 from app.models.registry import add_compact_forms, load_version
 from app.training.train import TrainResult
@@ -40,7 +40,7 @@ def test_compact_forms_equal_the_library_models(where: str, tiny_model: TrainRes
     x = _rows(path)
     for algo in lib.models:
         assert np.max(np.abs(fast.predict(x, algo) - lib.predict(x, algo))) < 1e-9
-    lines = np.random.default_rng(0).normal(0.0, 2.0, (500, len(LINE_FEATURE_NAMES)))
+    lines = np.random.default_rng(0).normal(0.0, 2.0, (500, len(LINE_MODEL_FEATURES)))
     got, want = fast.predict_lines(lines), lib.predict_lines(lines)
     assert got is not None and want is not None
     assert np.max(np.abs(got - want)) < 1e-9

@@ -36,7 +36,8 @@ class PageResult(BaseModel):
 
     page: int = Field(description="1-based page number", examples=[1])
     label: PageLabel = Field(
-        description="mixed when the line verdicts show both kinds substantially (see README)"
+        description="mixed when handwritten content (beyond signatures and marks) sits with typed "
+        "content on the page (see README)"
     )
     confidence: float = Field(
         ge=0, le=1, description="the page model's probability for its handwritten/typed verdict"

@@ -1,8 +1,10 @@
 """Pages -> verdicts with a loaded model version: page label, line verdicts, handwritten share.
 
-The page label comes from the version's verdict rule (:mod:`app.models.verdict`): ``mixed`` when
-typed and handwritten lines each hold a substantial share of the text-line area, otherwise
-handwritten or typed from the page probability and the handwritten share together.
+The page label comes from the version's verdict rule (:mod:`app.models.verdict`): handwritten or
+typed from the page probability and the handwritten share together, ``mixed`` when its detector
+finds handwritten content beside the print (:mod:`app.models.mixed`). Every text fragment gets a
+verdict of its own; fragments of one row with the same verdict are then shown as one line, so a
+handwritten entry beside a printed label keeps a box of its own.
 """
 
 from __future__ import annotations
@@ -19,9 +21,15 @@ import numpy as np
 from app.documents import Page
 from app.errors import WorkerCrashedError
 from app.features import FEATURE_NAMES, OcrSettings, PageRow, featurise_page
-from app.features.lines import LineInfo
+from app.features.lines import LineInfo, with_page_context
 from app.models.registry import ModelVersion
-from app.models.verdict import LABEL_HANDWRITTEN, LABEL_MIXED, LABEL_TYPED, VerdictRule
+from app.models.verdict import (
+    LABEL_HANDWRITTEN,
+    LABEL_MIXED,
+    LABEL_TYPED,
+    Fragments,
+    VerdictRule,
+)
 
 LABEL_EMPTY = "empty"
 
@@ -64,20 +72,81 @@ class PageMeta:
     dpi: float | None
 
 
-def final_label(p_page: float, share: float | None, rule: VerdictRule) -> str:
-    """The page label from the page probability and the handwritten share (see module doc)."""
-    return rule.label(p_page, share)
+def final_label(
+    p_page: float, share: float | None, rule: VerdictRule, fragments: Fragments | None = None
+) -> str:
+    """The page label from the page probability, the handwritten share and the fragments."""
+    return rule.label(p_page, share, fragments)
+
+
+ROW_GAP = 2.5
+"""Fragments of one verdict on one row closer than this many heights are shown as one line."""
+
+
+def merge_row_verdicts(lines: list[LineVerdict]) -> list[LineVerdict]:
+    """Join fragments that share a row and a verdict into one line (p: area-weighted mean).
+
+    Fragments of different verdicts are never joined, so handwriting beside print on one row
+    keeps its own box.
+    """
+    if len(lines) < 2:
+        return list(lines)
+    boxes = np.array([ln.bbox for ln in lines], dtype=np.float64)
+    hand = np.array([ln.label == LABEL_HANDWRITTEN for ln in lines])
+    heights = np.maximum(boxes[:, 3] - boxes[:, 1], 1.0)
+    parent = list(range(len(lines)))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for i in range(len(lines)):
+        overlap = np.minimum(boxes[:, 3], boxes[i, 3]) - np.maximum(boxes[:, 1], boxes[i, 1])
+        gap = np.maximum(boxes[:, 0], boxes[i, 0]) - np.minimum(boxes[:, 2], boxes[i, 2])
+        near = (
+            (hand == hand[i])
+            & (overlap >= 0.5 * np.minimum(heights, heights[i]))
+            & (gap < ROW_GAP * np.maximum(heights, heights[i]))
+        )
+        for j in np.flatnonzero(near):
+            parent[find(int(j))] = find(i)
+    groups: dict[int, list[int]] = {}
+    for i in range(len(lines)):
+        groups.setdefault(find(i), []).append(i)
+    merged = []
+    for members in groups.values():
+        b = boxes[members]
+        area = np.maximum((b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1]), 1.0)
+        p = float(np.average([lines[m].p_handwritten for m in members], weights=area))
+        merged.append(
+            LineVerdict(
+                bbox=(
+                    int(b[:, 0].min()),
+                    int(b[:, 1].min()),
+                    int(b[:, 2].max()),
+                    int(b[:, 3].max()),
+                ),
+                label=lines[members[0]].label,
+                p_handwritten=p,
+            )
+        )
+    merged.sort(key=lambda ln: (ln.bbox[1], ln.bbox[0]))
+    return merged
 
 
 def _lines(
     version: ModelVersion, infos: list[LineInfo]
-) -> tuple[list[LineVerdict], float | None]:
+) -> tuple[list[LineVerdict], float | None, Fragments | None]:
+    """Display lines, the handwritten share and the fragments (boxes, probabilities)."""
     if not infos:
-        return [], None
-    x = np.array([i.features for i in infos], dtype=np.float64)
+        return [], None, None
+    boxes = np.array([i.bbox for i in infos], dtype=np.float64).reshape(-1, 4)
+    x = with_page_context(np.array([i.features for i in infos], dtype=np.float64), boxes)
     p = version.predict_lines(x)
     if p is None:
-        return [], None
+        return [], None, None
     verdicts = [
         LineVerdict(
             bbox=i.bbox,
@@ -89,7 +158,7 @@ def _lines(
     areas = np.array([i.area for i in infos], dtype=np.float64)
     total = float(areas.sum())
     share = float(areas[p >= 0.5].sum() / total) if total > 0 else 0.0
-    return verdicts, share
+    return merge_row_verdicts(verdicts), share, (boxes, p)
 
 
 def iter_featurised(
@@ -160,8 +229,8 @@ def verdicts_for(
     verdicts = []
     for (meta, row), p in zip(rows, proba, strict=True):
         empty = row.features[empty_col] > 0.5
-        lines, share = ([], None) if empty else _lines(version, row.lines)
-        label = LABEL_EMPTY if empty else final_label(float(p), share, rule)
+        lines, share, frags = ([], None, None) if empty else _lines(version, row.lines)
+        label = LABEL_EMPTY if empty else final_label(float(p), share, rule, frags)
         q = rule.score(float(p), share)
         verdicts.append(
             PageVerdict(

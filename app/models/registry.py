@@ -27,6 +27,7 @@ import numpy as np
 
 from app.errors import ModelError, ModelIntegrityError, ModelNotFoundError
 from app.features import FEATURE_NAMES, FEATURE_VERSION
+from app.features.lines import LINE_MODEL_FEATURES
 from app.models import compact
 from app.models.base import ALGORITHMS, ProbaModel, proba_handwritten
 from app.models.verdict import VerdictRule
@@ -181,6 +182,7 @@ def save_models(
     meta = {
         **metadata,
         "feature_names": list(FEATURE_NAMES),
+        "line_feature_names": list(LINE_MODEL_FEATURES),
         "feature_version": FEATURE_VERSION,
         "artefacts": artefacts,
     }
@@ -252,6 +254,10 @@ def load_version(path: Path, *, library: bool = False) -> ModelVersion:
         raise ModelIntegrityError(f"{meta_path} is unreadable: {e}") from e
     if meta.get("feature_names") != list(FEATURE_NAMES):
         raise ModelIntegrityError(f"model {path.name} was trained on other features")
+    if "lines" in meta.get("artefacts", {}) and meta.get("line_feature_names") != list(
+        LINE_MODEL_FEATURES
+    ):
+        raise ModelIntegrityError(f"model {path.name}'s line model was trained on other features")
     if meta.get("feature_version") != FEATURE_VERSION:
         raise ModelIntegrityError(
             f"model {path.name} needs features v{meta.get('feature_version')}, "

@@ -1,15 +1,15 @@
-"""One coherent page verdict from all the evidence: page probability and handwritten share.
+"""One coherent page verdict from all the evidence: page probability, line verdicts, their layout.
 
-The two pieces of evidence are put on one scale, log-odds: the page model's probability ``p`` and
-the handwritten share ``s`` of the text-line area (clipped to [0.02, 0.98]). A logistic
-combination ``q = sigmoid(a logit(p) + b logit(s) + c)``, fitted on out-of-fold predictions of the
-training sources only, says handwritten (q >= 0.5) or typed: a typed page with a signature stays
-typed, a handwritten letter under a printed letterhead stays handwritten.
+The two pieces of evidence for handwritten-or-typed are put on one scale, log-odds: the page
+model's probability ``p`` and the handwritten share ``s`` of the text-line area (clipped to
+[0.02, 0.98]). A logistic combination ``q = sigmoid(a logit(p) + b logit(s) + c)``, fitted on
+out-of-fold predictions of the training sources only, says handwritten (q >= 0.5) or typed: a
+typed page with a signature stays typed, a handwritten letter under a printed letterhead stays
+handwritten.
 
-``mixed`` is a definition, not a disagreement: typed lines and handwritten lines each hold at
-least :data:`MIXED_MIN_SHARE` of the line area (a printed form or register filled in by hand),
-*and* the combined evidence is not clearly one kind (:data:`MIXED_MAX_CONFIDENCE`). Neither bound
-is fitted; see the README for how they were set.
+``mixed`` is a detection question (:mod:`app.models.mixed`): the rule's detector looks at the
+handwritten items the line model found and how they sit against the print, and says whether
+the page holds handwritten content beyond frame and marks of assent.
 """
 
 from __future__ import annotations
@@ -20,14 +20,12 @@ from typing import Any
 
 import numpy as np
 
+from app.models.mixed import MixedDetector, mixed_evidence
+
 LABEL_HANDWRITTEN = "handwritten"
 LABEL_TYPED = "typed"
 LABEL_MIXED = "mixed"
 
-MIXED_MIN_SHARE = 0.3
-"""Typed and handwritten lines must each hold at least this share of the line area for mixed."""
-MIXED_MAX_CONFIDENCE = 0.9
-"""A page whose combined probability of one kind is at least this is never mixed."""
 _EPS = 1e-4
 SHARE_CLIP = 0.02
 """Shares are clipped to [0.02, 0.98] before their log-odds: a page of 50 lines, one of them
@@ -50,15 +48,18 @@ def _logit1(p: float, eps: float) -> float:
     return math.log(q / (1 - q))
 
 
+Fragments = tuple[np.ndarray, np.ndarray]
+"""A page's text fragments: (n, 4) boxes and (n,) probabilities that each is handwritten."""
+
+
 @dataclass(frozen=True)
 class VerdictRule:
-    """``handwritten`` iff ``a logit(p) + b logit(share) + c >= 0``, unless mixed."""
+    """``handwritten`` iff ``a logit(p) + b logit(share) + c >= 0``, unless ``mixed`` says so."""
 
     a: float = 1.0
     b: float = 0.0
     c: float = 0.0
-    mixed_min_share: float = MIXED_MIN_SHARE
-    mixed_max_confidence: float = MIXED_MAX_CONFIDENCE
+    mixed: MixedDetector = MixedDetector()
 
     def score(self, p: float, share: float | None) -> float:
         """Combined probability of handwriting (before the mixed test)."""
@@ -66,25 +67,28 @@ class VerdictRule:
         z = self.a * _logit1(p, _EPS) + self.b * _logit1(s, SHARE_CLIP) + self.c
         return 1.0 / (1.0 + math.exp(-max(min(z, 50.0), -50.0)))
 
-    def label(self, p: float, share: float | None) -> str:
-        """The page label (``handwritten``, ``typed`` or ``mixed``)."""
+    def evidence(self, p: float, share: float | None, fragments: Fragments) -> np.ndarray:
+        """The mixed detector's features of one page."""
+        return mixed_evidence(fragments[0], fragments[1], self.score(p, share))
+
+    def label(self, p: float, share: float | None, fragments: Fragments | None = None) -> str:
+        """The page label (``handwritten``, ``typed`` or ``mixed``).
+
+        ``mixed`` needs the page's fragments (without them: handwritten or typed).
+        """
         q = self.score(p, share)
-        if share is not None and not math.isnan(share):
-            m = self.mixed_min_share
-            top = self.mixed_max_confidence
-            if m <= share <= 1 - m and 1 - top < q < top:
+        if fragments is not None and fragments[0].shape[0] and self.mixed.enabled:
+            if bool(self.mixed.is_mixed(self.evidence(p, share, fragments))[0]):
                 return LABEL_MIXED
         return LABEL_HANDWRITTEN if q >= 0.5 else LABEL_TYPED
 
-    def as_dict(self) -> dict[str, float]:
+    def with_mixed(self, detector: MixedDetector) -> VerdictRule:
+        """This rule with another mixed detector."""
+        return VerdictRule(a=self.a, b=self.b, c=self.c, mixed=detector)
+
+    def as_dict(self) -> dict[str, Any]:
         """What metadata.json stores."""
-        return {
-            "a": self.a,
-            "b": self.b,
-            "c": self.c,
-            "mixed_min_share": self.mixed_min_share,
-            "mixed_max_confidence": self.mixed_max_confidence,
-        }
+        return {"a": self.a, "b": self.b, "c": self.c, "mixed": self.mixed.as_dict()}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any] | None) -> VerdictRule:
@@ -95,8 +99,7 @@ class VerdictRule:
             a=float(d["a"]),
             b=float(d["b"]),
             c=float(d["c"]),
-            mixed_min_share=float(d.get("mixed_min_share", MIXED_MIN_SHARE)),
-            mixed_max_confidence=float(d.get("mixed_max_confidence", MIXED_MAX_CONFIDENCE)),
+            mixed=MixedDetector.from_dict(d.get("mixed")),
         )
 
 
@@ -105,26 +108,44 @@ def fit_rule(
 ) -> VerdictRule:
     """Fit the combination on out-of-fold (p, share) of pure training pages (y: 1 handwritten).
 
+    Neither piece of evidence may count against its own verdict: a negative weight (the other
+    one explains the same pages better) is dropped and the rule refitted on the other alone.
     Falls back to the page model alone when one class is missing.
     """
     if p.size == 0 or len(np.unique(y)) < 2:
         return VerdictRule()
     from sklearn.linear_model import LogisticRegression  # noqa: PLC0415 - training only
 
+    design = _design(p, share)
     lr = LogisticRegression(C=1.0)
-    lr.fit(_design(p, share), y, sample_weight=weights)
+    lr.fit(design, y, sample_weight=weights)
     a, b = (float(v) for v in lr.coef_[0])
-    if a <= 0:  # the page model must never count against its own verdict
+    if a > 0 and b >= 0:
+        return VerdictRule(a=a, b=b, c=float(lr.intercept_[0]))
+    keep = 1 if a <= 0 else 0  # the share alone, or the page model alone
+    lr.fit(design[:, [keep]], y, sample_weight=weights)
+    w = float(lr.coef_[0][0])
+    if w <= 0:
         return VerdictRule()
-    return VerdictRule(a=a, b=b, c=float(lr.intercept_[0]))
+    c = float(lr.intercept_[0])
+    return VerdictRule(a=0.0, b=w, c=c) if keep == 1 else VerdictRule(a=w, b=0.0, c=c)
 
 
-def labels_of(rule: VerdictRule, p: np.ndarray, share: np.ndarray) -> np.ndarray:
-    """Final labels of many pages (share NaN: the page has no text line)."""
+def labels_of(
+    rule: VerdictRule,
+    p: np.ndarray,
+    share: np.ndarray,
+    fragments: list[Fragments | None] | None = None,
+) -> np.ndarray:
+    """Final labels of many pages (share NaN: the page has no text line).
+
+    ``fragments``: each page's fragments (None for all: never mixed).
+    """
+    frags = fragments if fragments is not None else [None] * p.size
     return np.array(
         [
-            rule.label(float(pi), None if np.isnan(si) else float(si))
-            for pi, si in zip(p, share, strict=True)
+            rule.label(float(pi), None if np.isnan(si) else float(si), fi)
+            for pi, si, fi in zip(p, share, frags, strict=True)
         ],
         dtype=object,
     ).astype(str)

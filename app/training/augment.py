@@ -162,3 +162,134 @@ def with_signature(typed: np.ndarray, hand: np.ndarray) -> np.ndarray:
     out = typed.copy()
     out[y0 : y0 + ch, x0 : x0 + cw] = np.minimum(out[y0 : y0 + ch, x0 : x0 + cw], crop[:ch, :cw])
     return out
+
+
+# ------------------------------------------------------------------ generated filled-in pages
+FRAME_SOURCES = frozenset(
+    {
+        "iam_forms",
+        "nist_sd19_hsf_forms",
+        "tables_decennales_registers",
+        "banq_copiste_modern_fr",
+        "olmocr_test_pdfs",
+        "stanford_memorials_1905",
+        # parchment and old paper: a line's crop carries the grain of the page with its ink
+        "cremma_medieval_latin",
+        "iforal_portuguese_charters",
+        "paris_bible_latin_13c",
+    }
+)
+"""Handwritten sources whose lines are not pasted into generated pages: pages with printed
+frame (prompts, headings, a consent line) would paste print, parchment would paste its grain."""
+FILLED_VERSION = 5
+"""Changes whenever :func:`filled_in` draws other pages (part of the feature cache key)."""
+FILLED_SCALE = 1.3
+PAPER_LEVEL = 215.0
+"""After the contrast stretch, lighter than this is paper (its grain is not pasted)."""
+"""Pasted handwriting is this many times the typed page's text height (people write larger)."""
+FILLED_MIN_WIDTH = 6.0
+"""A free slot holds a handwritten line only if it is at least this many text heights wide."""
+
+
+def _handwritten_line_crops(hand: np.ndarray, height: float) -> list[np.ndarray]:
+    """The handwritten page's text lines, background divided out, at ``height`` px text."""
+    from app.features.layout import find_components, group_lines, merge_segments  # noqa: PLC0415
+    from app.features.normalise import normalise  # noqa: PLC0415
+
+    norm = normalise(hand)
+    comps, _ = find_components(norm.ink)
+    lines = merge_segments(group_lines(comps, min_members=1))
+    crops = []
+    for ln in lines:
+        if ln.width < 4 * ln.height or ln.members.size < 3:
+            continue
+        crop = norm.crop((ln.x0 - 2, ln.y0 - 2, ln.x1 + 2, ln.y1 + 2), height=height)
+        dark = float(np.percentile(crop, 2))
+        if dark > 200:  # nothing written here worth pasting
+            continue
+        # the line's ink as it was scanned, contrast stretched so its darkest strokes are dark
+        # (a thin pen resampled to print size would otherwise fade to the paper's grey)
+        ink_level = 255.0 - (255.0 - crop.astype(np.float64)) * (200.0 / max(255.0 - dark, 1.0))
+        ink = ink_level <= PAPER_LEVEL
+        # strokes, not the paper's grain: components of at least a few percent of a glyph
+        labels, n = ndimage.label(ink, structure=np.ones((3, 3), dtype=bool))
+        if n == 0:
+            continue
+        sizes = np.bincount(labels.ravel(), minlength=n + 1)
+        keep = sizes >= max(4.0, 0.03 * height * height)
+        keep[0] = False
+        ink = ndimage.binary_dilation(keep[labels], iterations=1) & (ink_level < 250)
+        if ink.mean() > 0.02:
+            crops.append(np.where(ink, np.clip(ink_level, 0, 255), 255).astype(np.uint8))
+    return crops
+
+
+def _free_slot(
+    busy: np.ndarray, band: int, min_w: int, rng: np.random.Generator
+) -> tuple[int, int, int, int] | None:
+    """A free rectangle ``band`` rows tall and at least ``min_w`` wide (None if there is none)."""
+    h, w = busy.shape
+    margin_x, margin_y = round(0.04 * w), round(0.04 * h)
+    ys = np.arange(margin_y, max(margin_y + 1, h - margin_y - band), max(1, band // 3))
+    for y in rng.permutation(ys):
+        free_cols = np.asarray(~busy[y : y + band].any(axis=0), dtype=bool)
+        free_cols[:margin_x] = False
+        free_cols[w - margin_x :] = False
+        runs = np.flatnonzero(np.diff(np.r_[0, free_cols.view(np.int8), 0]))
+        spans = [(a, b) for a, b in zip(runs[::2], runs[1::2], strict=True) if b - a >= min_w]
+        if spans:
+            a, b = spans[int(rng.integers(len(spans)))]
+            width = int(min(b - a, rng.uniform(min_w, max(min_w + 1, b - a))))
+            return int(a), int(y), int(a) + width, int(y) + band
+    return None
+
+
+def filled_in(
+    typed: np.ndarray, hand: np.ndarray, seed_text: str
+) -> tuple[np.ndarray, list[tuple[int, int, int, int]]]:
+    """A typed page filled in by hand: handwritten lines of ``hand`` written into its free space.
+
+    Two to six free slots of the typed page (beside a printed line that ends early, between
+    paragraphs, in a margin) each get one handwritten line, cut to the slot's width, at 1.3
+    times the page's text height, inked over the paper (no rectangle is pasted). Returns the
+    page and the box of every handwritten line written (the truth for line boxes).
+    """
+    from app.features.normalise import LAYOUT_HEIGHT, normalise, rule_mask  # noqa: PLC0415
+
+    rng = _rng(seed_text)
+    norm = normalise(typed)
+    if norm.text_height <= 0 or norm.skew != 0.0:
+        return typed, []
+    crops = _handwritten_line_crops(hand, FILLED_SCALE * norm.text_height)
+    if not crops:
+        return typed, []
+    out = typed.copy()
+    pad = round(0.6 * LAYOUT_HEIGHT)
+    # every mark is taken, a table's vertical borders included (the layout mask has none);
+    # horizontal rules are not: people write on the lines of a form
+    marks = norm.grey <= norm.threshold
+    marks &= ~rule_mask(marks, LAYOUT_HEIGHT, axes=(1,))
+    busy = np.asarray(ndimage.binary_dilation(marks, iterations=pad), dtype=bool)
+    min_w = round(FILLED_MIN_WIDTH * LAYOUT_HEIGHT)
+    boxes: list[tuple[int, int, int, int]] = []
+    for _ in range(int(rng.integers(2, 7))):
+        crop = crops[int(rng.integers(len(crops)))]
+        band = int(np.ceil(crop.shape[0] * norm.scale)) + 1
+        slot = _free_slot(busy, band, min_w, rng)
+        if slot is None:
+            break
+        a, y, b, _ = slot
+        busy[max(0, y - pad) : y + band + pad, max(0, a - pad) : b + pad] = True
+        x0, y0, x1, _ = norm.page_box(slot)
+        room_w = x1 - x0
+        start = int(rng.integers(0, crop.shape[1] - room_w)) if crop.shape[1] > room_w else 0
+        piece = crop[:, start : start + room_w]
+        region = out[y0 : y0 + piece.shape[0], x0 : x0 + piece.shape[1]]
+        piece = piece[: region.shape[0], : region.shape[1]]
+        dark = np.argwhere(piece < 255)
+        if dark.size == 0:
+            continue
+        np.minimum(region, piece, out=region)
+        (py0, px0), (py1, px1) = dark.min(axis=0), dark.max(axis=0) + 1
+        boxes.append((x0 + int(px0), y0 + int(py0), x0 + int(px1), y0 + int(py1)))
+    return out, boxes

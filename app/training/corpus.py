@@ -7,17 +7,17 @@ selection by source or by group always takes a page together with its variants.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from app.features import FEATURE_NAMES
-from app.features.lines import LINE_FEATURE_NAMES
+from app.features.lines import LINE_MODEL_FEATURES
+from app.training.augment import FRAME_SOURCES
 from app.training.dataset import PURE_LABELS, Document
 from app.training.featurize import Job, jobs_for
-from app.training.lines import LineRows, line_rows
+from app.training.lines import LineRows, filled_line_rows, line_rows, page_fragments
 from app.training.rows import concat_rows, select_rows
 
 PageKey = tuple[str, int]
@@ -76,61 +76,54 @@ def page_rows(
 
 @dataclass
 class PageLines:
-    """Every text line of some pages (labelled or not): features, areas and their page."""
+    """Every text fragment of some pages (labelled or not): features, boxes, areas, their page."""
 
     x: np.ndarray
     areas: np.ndarray
     pages: list[PageKey]
+    boxes: np.ndarray = field(default_factory=lambda: np.zeros((0, 4)))
+    """(n, 4) boxes (x0, y0, x1, y1) in the page's pixels."""
 
-    def shares(self, p: np.ndarray) -> dict[PageKey, float]:
-        """Handwritten share of each page's line area from line probabilities ``p``."""
-        total: dict[PageKey, float] = {}
-        hand: dict[PageKey, float] = {}
-        for key, area, prob in zip(self.pages, self.areas, p, strict=True):
-            total[key] = total.get(key, 0.0) + area
-            hand[key] = hand.get(key, 0.0) + (area if prob >= 0.5 else 0.0)
-        return {k: hand[k] / total[k] if total[k] > 0 else 0.0 for k in total}
+    def subset(self, keep: np.ndarray) -> PageLines:
+        """The fragments where ``keep`` is true."""
+        return PageLines(
+            x=self.x[keep],
+            areas=self.areas[keep],
+            pages=[k for k, m in zip(self.pages, keep, strict=True) if m],
+            boxes=self.boxes[keep],
+        )
+
+    def of_pages(self, keys: set[PageKey]) -> PageLines:
+        """The fragments of the pages in ``keys``."""
+        return self.subset(np.array([k in keys for k in self.pages], dtype=bool))
+
+    def by_page(self, p: np.ndarray) -> dict[PageKey, tuple[np.ndarray, np.ndarray]]:
+        """Each page's fragment boxes and their probabilities ``p``."""
+        rows: dict[PageKey, list[int]] = {}
+        for i, key in enumerate(self.pages):
+            rows.setdefault(key, []).append(i)
+        return {k: (self.boxes[idx], p[idx]) for k, idx in rows.items()}
 
 
 def all_lines(
     docs: list[Document], jobs: list[Job], results: dict[Job, list[dict[str, Any]]]
 ) -> PageLines:
-    """Every line of every page, as the service sees them (no label needed)."""
-    n = 4 + len(LINE_FEATURE_NAMES)
-    x, areas, pages = [], [], []
+    """Every fragment of every page, as the service sees them (no label needed)."""
+    xs, areas, pages, boxes = [], [], [], []
     for doc, job in zip(docs, jobs, strict=True):
         for page in results.get(job, []):
-            for ln in page.get("lines", []):
-                if len(ln) != n:
-                    continue
-                x0, y0, x1, y1 = ln[:4]
-                x.append([np.nan if v is None else float(v) for v in ln[4:]])
-                areas.append(max(0, x1 - x0) * max(0, y1 - y0))
-                pages.append((doc.sha256, int(page["page"])))
+            b, x = page_fragments(page)
+            xs.append(x)
+            boxes.append(b)
+            areas.append(np.maximum(b[:, 2] - b[:, 0], 0) * np.maximum(b[:, 3] - b[:, 1], 0))
+            pages += [(doc.sha256, int(page["page"]))] * b.shape[0]
+    width = len(LINE_MODEL_FEATURES)
     return PageLines(
-        x=np.array(x, dtype=np.float64).reshape(-1, len(LINE_FEATURE_NAMES)),
-        areas=np.array(areas, dtype=np.float64),
+        x=np.vstack(xs) if xs else np.zeros((0, width)),
+        areas=np.concatenate(areas) if areas else np.zeros(0),
         pages=pages,
+        boxes=np.vstack(boxes) if boxes else np.zeros((0, 4)),
     )
-
-
-def shares_for(
-    rows: Rows, lines: PageLines, predict: Callable[[np.ndarray], np.ndarray] | None
-) -> np.ndarray:
-    """The handwritten share of each row's page (NaN: no line model, or a page with no line)."""
-    if predict is None:
-        return np.full(rows.y.size, np.nan)
-    wanted = set(rows.keys)
-    keep = np.array([k in wanted for k in lines.pages], dtype=bool)
-    if not keep.any():
-        return np.full(rows.y.size, np.nan)
-    sub = PageLines(
-        x=lines.x[keep],
-        areas=lines.areas[keep],
-        pages=[k for k, m in zip(lines.pages, keep, strict=True) if m],
-    )
-    by_page = sub.shares(predict(sub.x))
-    return np.array([by_page.get(k, np.nan) for k in rows.keys], dtype=np.float64)
 
 
 @dataclass
@@ -150,10 +143,16 @@ class Corpus:
     robust: Rows
     """The robustness test: every page with its resolution swapped, turned 3°, JPEG 60."""
     lines: LineRows
-    """Labelled lines of the pure original pages, then of their augmented copies."""
+    """Labelled lines of the pure original pages, of their augmented copies, then of the generated
+    filled-in pages (labelled by where the handwriting was written)."""
     page_lines: PageLines
     """Every line of every original page (what the share is computed from)."""
     robust_lines: PageLines
+    filled: Rows = field(default_factory=lambda: page_rows([], [], {}))
+    """Generated filled-in pages (a typed page with handwritten lines of another source's page
+    written into its free space), labelled mixed; keys name both documents (``typed+hand``)."""
+    filled_lines: PageLines = field(default_factory=lambda: all_lines([], [], {}))
+    """Their fragments, keyed the same way."""
 
     @property
     def sources(self) -> list[str]:
@@ -188,6 +187,8 @@ def build_corpus(
     if aug_jobs:
         aug = page_rows(pure, aug_jobs, results)
         lines = lines.extend(line_rows(pure, aug_jobs, results), page_prefix="aug:")
+    if jobs.get("filled"):
+        lines = concat_rows(lines, filled_line_rows(docs, jobs["filled"], results))
     robust = jobs.get("robust", [])
     return Corpus(
         docs=docs,
@@ -199,7 +200,54 @@ def build_corpus(
         lines=lines,
         page_lines=all_lines(docs, orig, results),
         robust_lines=all_lines(docs, robust, results) if robust else all_lines([], [], results),
+        **_filled(docs, jobs.get("filled", []), results),
     )
+
+
+def _filled(
+    docs: list[Document], jobs: list[Job], results: dict[Job, list[dict[str, Any]]]
+) -> dict[str, Any]:
+    """Rows and fragments of the generated filled-in pages, keyed ``typed+hand``."""
+    by_sha = {d.sha256: d for d in docs}
+    done = [j for j in jobs if j in results]
+    rows = page_rows([by_sha[j.sha256] for j in done], done, results, label="mixed")
+    lines = all_lines([by_sha[j.sha256] for j in done], done, results)
+    hand = {j.sha256: j.variant.split(":", 1)[1] for j in done}
+    rows.keys = [(f"{k[0]}+{hand[k[0]]}", k[1]) for k in rows.keys]
+    lines.pages = [(f"{k[0]}+{hand[k[0]]}", k[1]) for k in lines.pages]
+    return {"filled": rows, "filled_lines": lines}
+
+
+def filled_jobs_for(docs: list[Document], *, lang: str, timeout: float) -> list[Job]:
+    """One generated filled-in page per typed page, with a handwritten page of another source.
+
+    Handwritten sources whose pages carry printed frame are not used (their "handwriting"
+    would paste print). The pairing is a deterministic function of the sha256 values.
+    """
+    jobs = []
+    hands = sorted(
+        (d for d in docs if d.label == "handwritten" and d.source not in FRAME_SOURCES),
+        key=lambda d: d.sha256,
+    )
+    for doc in docs:
+        if doc.label != "typed":
+            continue
+        pool = [h for h in hands if h.source != doc.source]
+        if not pool:
+            continue
+        other = pool[int(doc.sha256[:8], 16) % len(pool)]
+        jobs.append(
+            Job(
+                path=doc.path,
+                sha256=doc.sha256,
+                variant=f"filled:{other.sha256}",
+                crop_body=False,
+                lang=lang,
+                timeout=timeout,
+                other=other.path,
+            )
+        )
+    return jobs
 
 
 def _composite_rows(
@@ -259,6 +307,7 @@ def corpus_jobs(
     robust: bool = True,
     iam_parts: bool = True,
     composites: bool = False,
+    filled: bool = True,
 ) -> dict[str, list[Job]]:
     """The feature jobs a :class:`Corpus` of ``docs`` is built from, by variant."""
     pure = [d for d in docs if d.label in PURE_LABELS]
@@ -273,4 +322,42 @@ def corpus_jobs(
         jobs["iam_body"] = jobs_for(iam, "iam_body", lang=lang, timeout=timeout)
     if composites:
         jobs["composite"] = composite_jobs(docs, lang=lang, timeout=timeout)
+    if filled:
+        jobs["filled"] = filled_jobs_for(docs, lang=lang, timeout=timeout)
     return jobs
+
+
+def without_features(corpus: Corpus, word: str) -> Corpus:
+    """A copy of ``corpus`` whose page and line features named with ``word`` carry nothing.
+
+    Page columns become 0 (a constant column: the SVM's scaler and CatBoost ignore it) and line
+    columns NaN (missing, which CatBoost handles): an ablation that needs no new model shapes.
+    """
+    from dataclasses import replace  # noqa: PLC0415 - used here only
+
+    page_cols = [i for i, n in enumerate(FEATURE_NAMES) if word in n]
+    line_cols = [i for i, n in enumerate(LINE_MODEL_FEATURES) if word in n]
+
+    def pages(rows: Rows) -> Rows:
+        x = rows.x.copy()
+        if x.size:
+            x[:, page_cols] = 0.0
+        return replace(rows, x=x)
+
+    def lines(rows: Any) -> Any:
+        x = rows.x.copy()
+        if x.size:
+            x[:, line_cols] = np.nan
+        return replace(rows, x=x)
+
+    return replace(
+        corpus,
+        pages=pages(corpus.pages),
+        aug=pages(corpus.aug),
+        parts=pages(corpus.parts),
+        composites=pages(corpus.composites),
+        robust=pages(corpus.robust),
+        lines=lines(corpus.lines),
+        page_lines=lines(corpus.page_lines),
+        robust_lines=lines(corpus.robust_lines),
+    )

@@ -55,6 +55,12 @@ class Document:
     source: str
     group: str
     split: str = ""
+    unsure: bool = False
+    """The label audit beside the manifest (``AUDIT.csv``) marks this page's label ``unsure``:
+    scored apart, never in the headline figures."""
+
+
+AUDIT_FILE = "AUDIT.csv"
 
 
 @dataclass
@@ -101,6 +107,7 @@ def _add(
     source: str,
     group: str,
     split: str,
+    unsure: bool = False,
 ) -> None:
     reason = _check_file(path)
     if reason:
@@ -112,7 +119,15 @@ def _add(
         return
     seen[sha] = path
     docs.append(
-        Document(path=path, label=label, sha256=sha, source=source, group=group, split=split)
+        Document(
+            path=path,
+            label=label,
+            sha256=sha,
+            source=source,
+            group=group,
+            split=split,
+            unsure=unsure,
+        )
     )
 
 
@@ -156,8 +171,26 @@ def _from_folders(root: Path) -> Dataset:
     return Dataset(root=root, documents=docs, skipped=skipped)
 
 
+def _unsure_paths(root: Path) -> set[str]:
+    """Paths (relative, as in the manifest) that ``AUDIT.csv`` beside it marks ``unsure``."""
+    audit = root / AUDIT_FILE
+    if not audit.is_file():
+        return set()
+    try:
+        with audit.open(newline="", encoding="utf-8") as fh:
+            return {
+                (row.get("path") or "").strip()
+                for row in csv.DictReader(fh)
+                if (row.get("certainty") or "").strip().lower() == "unsure"
+            }
+    except (OSError, UnicodeDecodeError, csv.Error) as e:
+        log.warning("cannot read %s (%s): no page is marked unsure", audit, e)
+        return set()
+
+
 def _from_manifest(manifest: Path) -> Dataset:
     root = manifest.parent
+    unsure = _unsure_paths(root)
     docs: list[Document] = []
     skipped: list[tuple[str, str]] = []
     seen: dict[str, Path] = {}
@@ -195,5 +228,6 @@ def _from_manifest(manifest: Path) -> Dataset:
             source=(row.get("source") or "").strip() or Path(rel).parts[0],
             group=(row.get("group") or "").strip() or rel,
             split=split,
+            unsure=rel in unsure,
         )
     return Dataset(root=root, documents=docs, skipped=skipped)

@@ -3,35 +3,37 @@
 from __future__ import annotations
 
 import json
-from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from app.errors import DatasetError
+from app.features import FEATURE_NAMES
 from app.features.cache import FeatureCache
-from app.models.classifiers import proba_handwritten
+from app.features.lines import LINE_MODEL_FEATURES
 from app.models.registry import ModelVersion, atomic_write_text
 from app.models.verdict import labels_of
 from app.training.corpus import (
     LABEL_CODE,
+    Corpus,
     all_lines,
     build_corpus,
     corpus_jobs,
     page_rows,
-    shares_for,
+    without_features,
 )
-from app.training.dataset import discover
+from app.training.dataset import Document, discover
 from app.training.featurize import ProgressFn, featurize, jobs_for
-from app.training.fold import FitOptions
-from app.training.loso import final_label_counts, loso_table, run_loso
+from app.training.fold import FitOptions, page_share
+from app.training.loso import ablation_table, final_label_counts, loso_table, run_loso
 from app.training.metrics import classification_metrics
 from app.training.train import (
     check_loso_sources,
     split_documents,
     write_loso_pages,
 )
+from app.training.where import choose_pairs, evaluate_where, filled_jobs, where_table
 
 
 def evaluate(
@@ -64,11 +66,11 @@ def evaluate(
     rows = page_rows(docs, jobs, results)
     if rows.y.size == 0:
         raise DatasetError(f"no page of {data} could be evaluated")
-    lines = all_lines(docs, jobs, results)
-    line_model = version.line_model
-    shares = shares_for(
-        rows, lines, partial(proba_handwritten, line_model) if line_model is not None else None
-    )
+    lines = all_lines(docs, jobs, results).of_pages(set(rows.keys))
+    line_p = version.predict_lines(lines.x) if lines.pages else None
+    by_page = lines.by_page(line_p) if line_p is not None else {}
+    frags = [by_page.get(k) for k in rows.keys]
+    shares = np.array([page_share(f) for f in frags], dtype=np.float64)
     pure = rows.y < 2
     skipped = dataset.skipped + failures
     summary: dict[str, Any] = {
@@ -84,7 +86,7 @@ def evaluate(
     for algo in version.models:
         p = version.predict(rows.x, algo)
         rule = version.verdict_rule(algo)
-        labels = labels_of(rule, p, shares)
+        labels = labels_of(rule, p, shares, frags)
         metrics = (
             classification_metrics(rows.y[pure], p[pure], sources=rows.sources[pure])
             if pure.any()
@@ -132,6 +134,139 @@ def summary_table(summary: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _loso_corpus(
+    data: Path,
+    *,
+    opts: FitOptions,
+    cache_dir: Path | None,
+    workers: int,
+    lang: str,
+    fullpage: bool,
+    sources: list[str] | None,
+    progress: ProgressFn | None,
+    robust: bool = True,
+) -> tuple[list[Document], Corpus, dict[tuple[str, int], float]]:
+    """The documents, the corpus and the full-page confidences a LOSO run needs."""
+    dataset = discover(data)
+    docs = dataset.documents
+    check_loso_sources(docs)
+    unknown = sorted(set(sources or []) - {d.source for d in docs})
+    if unknown:
+        raise DatasetError(f"unknown source(s): {', '.join(unknown)}")
+    jobs = corpus_jobs(
+        docs,
+        lang=lang,
+        timeout=30.0,
+        augment=opts.augment,
+        robust=robust,
+        composites=opts.composites,
+    )
+    fp_docs = [d for d in docs if d.label != "mixed"] if fullpage else []
+    fp_jobs = jobs_for(fp_docs, "fullpage", lang=lang, timeout=30.0)
+    all_jobs = [j for v in jobs.values() for j in v] + fp_jobs
+    results, _failures = featurize(
+        all_jobs, cache=FeatureCache(cache_dir), workers=workers, progress=progress
+    )
+    corpus = build_corpus(docs, jobs, results)
+    conf = {
+        (d.sha256, int(page["page"])): float(page["features"]["fullpage_conf"])
+        for d, j in zip(fp_docs, fp_jobs, strict=True)
+        for page in results.get(j, [])
+    }
+    return docs, corpus, conf
+
+
+def loso_ablation(
+    data: Path,
+    *,
+    word: str,
+    opts: FitOptions,
+    cache_dir: Path | None,
+    workers: int = 1,
+    lang: str = "eng",
+    sources: list[str] | None = None,
+    out: Path | None = None,
+    progress: ProgressFn | None = None,
+    fold_progress: ProgressFn | None = None,
+) -> str:
+    """Leave-one-source-out with and without the features named with ``word``; the table.
+
+    Writes ``loso.json``/``loso.md`` of both runs (``with/``, ``without/``) and
+    ``ablation.md`` to ``out`` when given.
+    """
+    docs, corpus, _ = _loso_corpus(
+        data,
+        opts=opts,
+        cache_dir=cache_dir,
+        workers=workers,
+        lang=lang,
+        fullpage=False,
+        sources=sources,
+        progress=progress,
+    )
+    if not any(word in n for n in FEATURE_NAMES + LINE_MODEL_FEATURES):
+        raise DatasetError(f"no page or line feature is named with {word!r}")
+    runs = {}
+    for name, variant in (("with", corpus), ("without", without_features(corpus, word))):
+        runs[name] = run_loso(
+            variant, opts, workers=workers, sources=sources, progress=fold_progress
+        )
+        if out is not None:
+            _write_loso(out / name, runs[name], docs)
+    table = ablation_table(runs["with"], runs["without"], f"features named '{word}'")
+    if out is not None:
+        atomic_write_text(out / "ablation.md", table)
+    return table
+
+
+def _write_loso(out: Path, summary: dict[str, Any], docs: list[Document]) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    slim = {k: v for k, v in summary.items() if k != "pages"}
+    atomic_write_text(out / "loso.json", json.dumps(slim, indent=2, sort_keys=True))
+    atomic_write_text(out / "loso.md", loso_table(summary))
+    write_loso_pages(out / "loso_pages.csv", summary, docs)
+
+
+def where_evaluate(
+    data: Path,
+    *,
+    pairs: int,
+    cache_dir: Path | None,
+    workers: int = 1,
+    lang: str = "eng",
+    per_pair: int = 6,
+    out: Path | None = None,
+    progress: ProgressFn | None = None,
+) -> dict[str, Any]:
+    """Line boxes against truth on generated filled-in pages (:mod:`app.training.where`)."""
+    opts = FitOptions(threads=1)
+    docs, corpus, _ = _loso_corpus(
+        data,
+        opts=opts,
+        cache_dir=cache_dir,
+        workers=workers,
+        lang=lang,
+        fullpage=False,
+        sources=None,
+        progress=progress,
+        robust=False,
+    )
+    chosen = choose_pairs(docs, pairs)
+    if not chosen:
+        raise DatasetError("--where needs typed sources and handwritten sources without frame")
+    jobs = filled_jobs(docs, chosen, per_pair=per_pair, lang=lang, timeout=30.0)
+    flat = [j for v in jobs.values() for j in v]
+    results, _failures = featurize(
+        flat, cache=FeatureCache(cache_dir), workers=workers, progress=progress
+    )
+    result = evaluate_where(corpus, jobs, results, opts)
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(out / "where.json", json.dumps(result, indent=2))
+        atomic_write_text(out / "where.md", where_table(result))
+    return result
+
+
 def loso_evaluate(
     data: Path,
     *,
@@ -150,32 +285,16 @@ def loso_evaluate(
     ``sources`` limits which sources are left out in turn (every fold still trains on all the
     others). Writes ``loso.json`` and ``loso.md`` to ``out`` when given.
     """
-    dataset = discover(data)
-    docs = dataset.documents
-    check_loso_sources(docs)
-    unknown = sorted(set(sources or []) - {d.source for d in docs})
-    if unknown:
-        raise DatasetError(f"unknown source(s): {', '.join(unknown)}")
-    jobs = corpus_jobs(
-        docs,
+    docs, corpus, conf = _loso_corpus(
+        data,
+        opts=opts,
+        cache_dir=cache_dir,
+        workers=workers,
         lang=lang,
-        timeout=30.0,
-        augment=opts.augment,
-        robust=True,
-        composites=opts.composites,
+        fullpage=fullpage,
+        sources=sources,
+        progress=progress,
     )
-    fp_docs = [d for d in docs if d.label != "mixed"] if fullpage else []
-    fp_jobs = jobs_for(fp_docs, "fullpage", lang=lang, timeout=30.0)
-    all_jobs = [j for v in jobs.values() for j in v] + fp_jobs
-    results, _failures = featurize(
-        all_jobs, cache=FeatureCache(cache_dir), workers=workers, progress=progress
-    )
-    corpus = build_corpus(docs, jobs, results)
-    conf = {
-        (d.sha256, int(page["page"])): float(page["features"]["fullpage_conf"])
-        for d, j in zip(fp_docs, fp_jobs, strict=True)
-        for page in results.get(j, [])
-    }
     summary = run_loso(
         corpus,
         opts,
@@ -186,9 +305,5 @@ def loso_evaluate(
     )
     summary["data"] = str(data)
     if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
-        slim = {k: v for k, v in summary.items() if k != "pages"}
-        atomic_write_text(out / "loso.json", json.dumps(slim, indent=2, sort_keys=True))
-        atomic_write_text(out / "loso.md", loso_table(summary))
-        write_loso_pages(out / "loso_pages.csv", summary, docs)
+        _write_loso(out, summary, docs)
     return summary

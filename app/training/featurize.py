@@ -21,9 +21,11 @@ from app.features.cache import FeatureCache
 from app.ocr import image_to_words
 from app.processes import worker_pool
 from app.training.augment import (
+    FILLED_VERSION,
     augment,
     body_band,
     body_between_rules,
+    filled_in,
     header_above_rules,
     robustness_variant,
     with_letterhead,
@@ -53,7 +55,10 @@ class Job:
 
     def settings_key(self) -> str:
         """What, besides the file and the variant, changes the features."""
-        return f"{OcrSettings(lang=self.lang).key()}|crop={int(self.crop_body)}|dpi={self.dpi}"
+        key = f"{OcrSettings(lang=self.lang).key()}|crop={int(self.crop_body)}|dpi={self.dpi}"
+        if self.variant.startswith("filled:"):
+            key += f"|filled={FILLED_VERSION}"
+        return key
 
 
 def _transform(page: Page, job: Job) -> Page:
@@ -93,11 +98,17 @@ def run_job(job: Job) -> list[dict[str, Any]]:
         if job.variant == "fullpage":
             feats = _fullpage_conf(page, job)
             shown = page
+        elif job.variant.startswith("filled:") and job.other is not None:
+            hand = load_pages(job.other, dpi=job.dpi)[0].image
+            image, truth = filled_in(page.image, hand, f"{job.sha256}|{job.variant}")
+            shown = Page(image=image, number=page.number, dpi=page.dpi)
+            entry["truth"] = [list(b) for b in truth]
         else:
             shown = _transform(page, job)
             if (job.variant == "orig" or job.variant.startswith("aug")) and not job.crop_body:
                 band = body_band(shown.image)
                 entry["body_band"] = list(band) if band else None
+        if job.variant != "fullpage":
             analysis = analyse_page(shown.image, OcrSettings(lang=job.lang, timeout=job.timeout))
             feats = analysis.features
             entry["lines"] = [[*info.bbox, *info.features] for info in analysis.line_infos]
@@ -190,7 +201,7 @@ class ProgressBar:
     def __call__(self, done: int, total: int) -> None:
         """Show ``done`` of ``total``; closes itself when done."""
         tty = self.stream.isatty()
-        if self._bar is None or self._bar.total != total:
+        if self._bar is None or self._bar.total != total or done < self._bar.n:
             if self._bar is not None:
                 self._bar.close()
             self._bar = tqdm(

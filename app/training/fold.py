@@ -12,14 +12,18 @@ exactly what is shipped. Within it, every choice is made on the training rows on
   of each class (a user's two-folder dataset) the inner folds are grouped by document group.
 - **line model**: CatBoost on labelled lines, weighted the same way by source.
 - **verdict rule**: the combination of page probability and handwritten share is fitted on
-  out-of-fold page probabilities and shares of the training pages (same inner folds).
+  out-of-fold page probabilities (the same inner folds) and out-of-fold shares: every training
+  page's fragments are scored by a line model fitted without its source (inner folds by source).
+- **mixed detector** (:mod:`app.models.mixed`): fitted on the same out-of-fold evidence of every
+  training page, the real mixed ones and the generated filled-in pages of training sources
+  included; its threshold is chosen on its own out-of-fold scores so that false ``mixed`` on
+  pure pages stays under ``max_false_mixed``.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
-from functools import partial
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -27,14 +31,29 @@ from sklearn.model_selection import StratifiedGroupKFold
 
 from app.errors import DatasetError
 from app.models.classifiers import CATBOOST_GRID, SVM_GRID, make_model, proba_handwritten
-from app.models.verdict import VerdictRule, fit_rule, labels_of
-from app.training.corpus import Corpus, PageLines, Rows, shares_for
+from app.models.mixed import (
+    MAX_FALSE_MIXED,
+    MIXED_FEATURES,
+    MixedDetector,
+    choose_threshold,
+    fit_detector,
+)
+from app.models.verdict import Fragments, VerdictRule, fit_rule, labels_of
+from app.training.corpus import LABEL_CODE, Corpus, PageKey, PageLines, Rows
+from app.training.dataset import PURE_LABELS
 from app.training.lines import LINE_PARAMS, LineRows
 from app.training.rows import concat_rows, select_rows
 
 log = logging.getLogger(__name__)
 
 INNER_FOLDS = 4
+GENERATED_SOURCE = "generated filled-in pages"
+"""The source the mixed detector sees the generated pages as: one more mixed source."""
+MIN_MIXED_UNITS = 2
+"""The mixed detector is learned only from real mixed pages of at least this many sources..."""
+MIN_PURE_PAGES = 100
+"""...and this many pure pages (its threshold bounds false mixed on them): with fewer, a
+detector that never says mixed (generated pages alone do not make one)."""
 CV_TIE = 0.005
 """Inner-CV scores closer than this do not tell two settings apart; lower log-loss decides."""
 
@@ -54,6 +73,10 @@ class FitOptions:
     default: measured by LOSO and not adopted (README, design notes)."""
     line_cap: int = 2500
     """Lines per (source, label) the line model learns from (see :func:`cap_lines`)."""
+    mixed: bool = True
+    """Learn the mixed detector (:mod:`app.models.mixed`)."""
+    max_false_mixed: float = MAX_FALSE_MIXED
+    """The detector's threshold keeps out-of-fold false mixed under this weighted share."""
     grids: dict[str, list[dict[str, Any]]] = field(
         default_factory=lambda: {"catboost": CATBOOST_GRID, "svm": SVM_GRID}
     )
@@ -70,6 +93,8 @@ class FoldModels:
     rules: dict[str, VerdictRule]
     cv_grouping: str
     train_sources: list[str]
+    mixed: dict[str, MixedTraining] = field(default_factory=dict)
+    """What each algorithm's mixed detector learned from (for reports and experiments)."""
 
 
 def source_weights(sources: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -265,7 +290,7 @@ def fit_line_model(lines: LineRows, opts: FitOptions) -> Any | None:
     return model
 
 
-def _lines_of(lines: LineRows, docs: set[str]) -> LineRows:
+def lines_of_docs(lines: LineRows, docs: set[str]) -> LineRows:
     """The line rows of ``docs`` (sha256 values), augmented copies' lines included."""
     keys = [(k[0].removeprefix("aug:"), k[1]) for k in lines.pages]
     return select_rows(lines, of_docs(keys, docs))
@@ -300,33 +325,34 @@ def fit_fold(corpus: Corpus, train_docs: set[str], opts: FitOptions) -> FoldMode
         page_models[algo] = fit_page_model(algo, chosen, rows, weights, opts)
         oof_p[algo] = oof
 
-    train_lines = _lines_of(corpus.lines, train_docs)
+    train_lines = lines_of_docs(corpus.lines, train_docs)
     line_model = fit_line_model(train_lines, opts) if opts.line_model else None
 
-    # out-of-fold shares of the original training pages, on the same inner folds
+    # out-of-fold fragment probabilities of every original training page (mixed ones too):
+    # a page is scored by a line model that never learned from its source
+    units = _units(corpus, train_docs)
+    oof_frags = _oof_fragments(corpus, units, train_lines, opts) if line_model is not None else {}
     orig = rows.where(is_orig)
-    oof_share = np.full(orig.y.size, np.nan)
-    if line_model is not None and folds:
-        orig_idx = np.flatnonzero(is_orig)
-        for tr, va in folds:
-            tr_docs = {rows.keys[i][0] for i in tr}
-            model = fit_line_model(_lines_of(train_lines, tr_docs), opts)
-            va_orig = np.isin(orig_idx, va)
-            if model is None or not va_orig.any():
-                continue
-            oof_share[va_orig] = shares_for(
-                orig.where(va_orig), corpus.page_lines, partial(proba_handwritten, model)
-            )
+    oof_share = np.array([page_share(oof_frags.get(k)) for k in orig.keys], dtype=np.float64)
     rules: dict[str, VerdictRule] = {}
+    mixed_data: dict[str, MixedTraining] = {}
     orig_w = source_weights(orig.sources, orig.y)
     for algo in opts.algorithms:
         p = oof_p[algo][is_orig]
         ok = ~np.isnan(p)
-        rules[algo] = (
+        rule = (
             fit_rule(p[ok], oof_share[ok], orig.y[ok], orig_w[ok])
             if line_model is not None and ok.any()
             else VerdictRule()
         )
+        if line_model is not None and opts.mixed:
+            oof_by_key = {k: float(v) for k, v in zip(orig.keys, p, strict=True) if not np.isnan(v)}
+            data = _mixed_training(
+                corpus, train_docs, units, page_models[algo], rule, oof_by_key, oof_frags
+            )
+            rule = rule.with_mixed(data.detector(opts))
+            mixed_data[algo] = data
+        rules[algo] = rule
     return FoldModels(
         page_models=page_models,
         params=params,
@@ -335,6 +361,153 @@ def fit_fold(corpus: Corpus, train_docs: set[str], opts: FitOptions) -> FoldMode
         rules=rules,
         cv_grouping=grouping,
         train_sources=sorted(set(rows.sources.tolist())),
+        mixed=mixed_data,
+    )
+
+
+def page_share(frags: Fragments | None) -> float:
+    """Handwritten share of a page's fragment area (NaN: no fragment)."""
+    if frags is None or frags[0].shape[0] == 0:
+        return float("nan")
+    boxes, p = frags
+    area = np.maximum(boxes[:, 2] - boxes[:, 0], 0) * np.maximum(boxes[:, 3] - boxes[:, 1], 0)
+    total = float(area.sum())
+    return float(area[p >= 0.5].sum() / total) if total > 0 else 0.0
+
+
+def _units(corpus: Corpus, train_docs: set[str]) -> dict[str, str]:
+    """The unit of the inner folds of each training document (sha256 -> unit).
+
+    Its source when both pure labels have at least two training sources, else its group (a
+    user's two-folder dataset).
+    """
+    docs = [d for d in corpus.docs if d.sha256 in train_docs]
+    per_label = [len({d.source for d in docs if d.label == lab}) for lab in PURE_LABELS]
+    by_source = min(per_label) >= 2
+    return {d.sha256: d.source if by_source else d.group for d in docs}
+
+
+def _unit_folds(units: dict[str, str], seed: int) -> list[set[str]]:
+    """The units dealt into at most INNER_FOLDS groups (seeded), as sets of unit names."""
+    names = sorted(set(units.values()))
+    order = np.random.default_rng(seed).permutation(len(names))
+    k = min(INNER_FOLDS, len(names))
+    groups: list[set[str]] = [set() for _ in range(k)]
+    for rank, i in enumerate(order):
+        groups[rank % k].add(names[i])
+    return [g for g in groups if g]
+
+
+def _oof_fragments(
+    corpus: Corpus, units: dict[str, str], train_lines: LineRows, opts: FitOptions
+) -> dict[PageKey, Fragments]:
+    """Fragment boxes and out-of-fold probabilities of every training document's pages."""
+    out: dict[PageKey, Fragments] = {}
+    filled = corpus.filled_lines
+    for held_units in _unit_folds(units, opts.seed):
+        held = {sha for sha, u in units.items() if u in held_units}
+        model = fit_line_model(lines_of_docs(train_lines, set(units) - held), opts)
+        if model is None:
+            continue
+        sub = corpus.page_lines.subset(np.array([k[0] in held for k in corpus.page_lines.pages]))
+        if sub.pages:
+            out.update(sub.by_page(proba_handwritten(model, sub.x)))
+        # a generated page whose two documents train here, scored by the model that never saw
+        # its handwriting's source
+        gen = filled.subset(
+            np.array(
+                [k[0].split("+")[1] in held and k[0].split("+")[0] in units for k in filled.pages],
+                dtype=bool,
+            )
+        )
+        if gen.pages:
+            out.update(gen.by_page(proba_handwritten(model, gen.x)))
+    return out
+
+
+@dataclass
+class MixedTraining:
+    """What the mixed detector of one algorithm learns from: every original training page."""
+
+    x: np.ndarray
+    is_mixed: np.ndarray
+    weights: np.ndarray
+    units: np.ndarray
+    sources: np.ndarray
+    inputs: list[tuple[float, float | None, Fragments]] = field(default_factory=list)
+    """Each page's out-of-fold (page probability, share, fragments) the rows were made from."""
+
+    def detector(self, opts: FitOptions) -> MixedDetector:
+        """The detector, its threshold chosen on out-of-fold scores (inner folds by unit).
+
+        One that never says mixed when the data is too small to bound its false mixed (see
+        :data:`MIN_MIXED_UNITS`, :data:`MIN_PURE_PAGES`).
+        """
+        real = self.is_mixed & (self.sources != GENERATED_SOURCE)
+        if (
+            len(set(self.units[real].tolist())) < MIN_MIXED_UNITS
+            or int((~self.is_mixed).sum()) < MIN_PURE_PAGES
+        ):
+            return MixedDetector()
+        oof = np.full(self.is_mixed.size, np.nan)
+        unit_of = {str(u): str(u) for u in self.units}
+        for held in _unit_folds(unit_of, opts.seed + 1):
+            va = np.isin(self.units, list(held))
+            if va.all() or not va.any():
+                continue
+            inner = fit_detector(self.x[~va], self.is_mixed[~va], self.weights[~va])
+            if inner.weights:
+                oof[va] = inner.score(self.x[va])
+        known = ~np.isnan(oof)
+        full = fit_detector(self.x, self.is_mixed, self.weights)
+        if not full.weights or not known.any():
+            return full
+        threshold = choose_threshold(
+            oof[known], self.is_mixed[known], self.weights[known], opts.max_false_mixed
+        )
+        return replace(full, threshold=threshold)
+
+
+def _mixed_training(  # noqa: PLR0917 - internal, called once
+    corpus: Corpus,
+    train_docs: set[str],
+    units: dict[str, str],
+    page_model: Any,
+    rule: VerdictRule,
+    oof_p: dict[PageKey, float],
+    frags: dict[PageKey, Fragments],
+) -> MixedTraining:
+    """Mixed-detector rows of every original training page and generated filled-in page.
+
+    Pure pages' page probabilities are out of fold; every page's fragments are scored by a line
+    model that never saw its source (a generated page: its handwriting's source).
+    """
+    pages = corpus.pages.where(of_docs(corpus.pages.keys, train_docs))
+    gen = corpus.filled.where(of_docs(corpus.filled.keys, train_docs))
+    empty = (np.zeros((0, 4)), np.zeros(0))
+    x: list[np.ndarray] = []
+    inputs: list[tuple[float, float | None, Fragments]] = []
+    unit_of: list[str] = []
+    for rows, generated in ((pages, False), (gen, True)):
+        p_fit = proba_handwritten(page_model, rows.x) if rows.y.size else np.zeros(0)
+        for key, p_model in zip(rows.keys, p_fit, strict=True):
+            p = oof_p.get(key, float(p_model))
+            f = frags.get(key, empty)
+            share = page_share(f)
+            known = None if np.isnan(share) else share
+            x.append(rule.evidence(p, known, f))
+            inputs.append((p, known, f))
+            # a generated page belongs to the unit of its handwriting's source
+            unit_of.append(units.get(key[0].split("+")[1] if generated else key[0], ""))
+    y = np.concatenate([pages.y, gen.y])
+    sources = np.concatenate([pages.sources, np.full(gen.y.size, GENERATED_SOURCE)])
+    return MixedTraining(
+        x=np.array(x, dtype=np.float64).reshape(-1, len(MIXED_FEATURES)),
+        is_mixed=y == LABEL_CODE["mixed"],
+        weights=source_weights(sources, y),
+        units=np.array(unit_of, dtype=object).astype(str),
+        sources=sources,
+        inputs=inputs,
     )
 
 
@@ -350,9 +523,13 @@ class Predictions:
 def predict_rows(fold: FoldModels, rows: Rows, lines: PageLines) -> Predictions:
     """Apply a fitted fold to page rows whose lines are in ``lines``."""
     line_model = fold.line_model
-    share = shares_for(
-        rows, lines, partial(proba_handwritten, line_model) if line_model is not None else None
-    )
+    frags: list[Fragments | None] = [None] * rows.y.size
+    share = np.full(rows.y.size, np.nan)
+    if line_model is not None:
+        sub = lines.of_pages(set(rows.keys))
+        by_page = sub.by_page(proba_handwritten(line_model, sub.x)) if sub.pages else {}
+        frags = [by_page.get(k) for k in rows.keys]
+        share = np.array([page_share(f) for f in frags], dtype=np.float64)
     p = {a: proba_handwritten(m, rows.x) for a, m in fold.page_models.items()}
-    labels = {algo: labels_of(fold.rules[algo], probs, share) for algo, probs in p.items()}
+    labels = {algo: labels_of(fold.rules[algo], probs, share, frags) for algo, probs in p.items()}
     return Predictions(p=p, share=share, labels=labels)

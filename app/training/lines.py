@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from app.features.lines import LINE_FEATURE_NAMES
+from app.features.lines import LINE_FEATURE_NAMES, LINE_MODEL_FEATURES, with_page_context
 from app.training.dataset import Document
 from app.training.featurize import Job
 from app.training.metrics import classification_metrics
@@ -40,42 +40,125 @@ class LineRows:
         return concat_rows(self, renamed)
 
 
+def page_fragments(page: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    """A featurised page's fragments: (n, 4) boxes and (n, LINE_MODEL_FEATURES) rows."""
+    n = 4 + len(LINE_FEATURE_NAMES)
+    raw = [ln for ln in page.get("lines", []) if len(ln) == n]
+    boxes = np.array([ln[:4] for ln in raw], dtype=np.float64).reshape(-1, 4)
+    x = np.array(
+        [[np.nan if v is None else float(v) for v in ln[4:]] for ln in raw], dtype=np.float64
+    ).reshape(-1, len(LINE_FEATURE_NAMES))
+    return boxes, with_page_context(x, boxes)
+
+
+def _line_label(doc: Document, page: dict[str, Any], box: np.ndarray) -> int | None:
+    """The honest label of one fragment (None: left out), see the module docstring."""
+    if not doc.source.startswith("iam"):
+        return int(doc.label == "handwritten")
+    band = page.get("body_band")
+    if not band:
+        return None
+    centre = (box[1] + box[3]) / 2
+    if centre > band[1]:
+        return None
+    return int(centre >= band[0])
+
+
 def line_rows(
     docs: list[Document], jobs: list[Job], results: dict[Job, list[dict[str, Any]]]
 ) -> LineRows:
     """Labelled line rows of the given documents (see the module docstring for the labels)."""
-    n = 4 + len(LINE_FEATURE_NAMES)
     x, y, groups, sources, areas, pages = [], [], [], [], [], []
     for doc, job in zip(docs, jobs, strict=True):
         for page in results.get(job, []):
-            band = page.get("body_band")
-            for ln in page.get("lines", []):
-                if len(ln) != n:
+            boxes, rows = page_fragments(page)
+            for box, row in zip(boxes, rows, strict=True):
+                label = _line_label(doc, page, box)
+                if label is None:
                     continue
-                x0, y0, x1, y1 = ln[:4]
-                if doc.source.startswith("iam"):
-                    if not band:
-                        continue
-                    centre = (y0 + y1) / 2
-                    if centre > band[1]:
-                        continue
-                    label = int(centre >= band[0])
-                else:
-                    label = int(doc.label == "handwritten")
-                x.append([np.nan if v is None else float(v) for v in ln[4:]])
+                x.append(row)
                 y.append(label)
                 groups.append(doc.group)
                 sources.append(doc.source)
-                areas.append(max(0, x1 - x0) * max(0, y1 - y0))
+                areas.append(max(0.0, box[2] - box[0]) * max(0.0, box[3] - box[1]))
                 pages.append((doc.sha256, int(page["page"])))
+    return _line_rows(x, y, groups, sources, areas, pages)
+
+
+def _line_rows(  # noqa: PLR0917 - the six columns of LineRows
+    x: list[np.ndarray],
+    y: list[int],
+    groups: list[str],
+    sources: list[str],
+    areas: list[float],
+    pages: list[tuple[str, int]],
+) -> LineRows:
     return LineRows(
-        x=np.array(x, dtype=np.float64).reshape(-1, len(LINE_FEATURE_NAMES)),
+        x=np.array(x, dtype=np.float64).reshape(-1, len(LINE_MODEL_FEATURES)),
         y=np.array(y, dtype=int),
-        groups=np.array(groups),
-        sources=np.array(sources),
+        groups=np.array(groups, dtype=object).astype(str),
+        sources=np.array(sources, dtype=object).astype(str),
         areas=np.array(areas, dtype=np.float64),
         pages=pages,
     )
+
+
+FILLED_PREFIX = "filled-in:"
+"""Source of the handwritten fragments of generated pages, before the handwriting's source."""
+TRUTH_INSIDE = 0.5
+"""A generated page's fragment is handwritten when at least this share of it lies inside a
+written line's box, typed when none of it does; in between it is left out."""
+
+
+def inside_share(box: np.ndarray, truth: list[tuple[int, int, int, int]]) -> float:
+    """Share of ``box``'s area covered by the union of the ``truth`` boxes."""
+    x0, y0, x1, y1 = (int(v) for v in box)
+    w, h = max(1, x1 - x0), max(1, y1 - y0)
+    mask = np.zeros((h, w), dtype=bool)
+    for t in truth:
+        a0, b0 = max(int(t[0]), x0) - x0, max(int(t[1]), y0) - y0
+        a1, b1 = min(int(t[2]), x1) - x0, min(int(t[3]), y1) - y0
+        if a1 > a0 and b1 > b0:
+            mask[b0:b1, a0:a1] = True
+    return float(mask.mean())
+
+
+def filled_line_rows(
+    docs: list[Document], jobs: list[Job], results: dict[Job, list[dict[str, Any]]]
+) -> LineRows:
+    """Line rows of generated filled-in pages, labelled by where the handwriting was written.
+
+    A handwritten fragment counts for a source of its own (``filled-in:<its handwriting's
+    source>``), so handwriting among print weighs as much as a source; a typed one counts for
+    the typed page's source. Keys name both documents (``typed+hand``), so a fold takes them
+    only when it trains on both.
+    """
+    by_sha = {d.sha256: d for d in docs}
+    x, y, groups, sources, areas, pages = [], [], [], [], [], []
+    for job in jobs:
+        typed = by_sha.get(job.sha256)
+        hand = by_sha.get(job.variant.split(":", 1)[1])
+        if typed is None or hand is None:
+            continue
+        for page in results.get(job, []):
+            truth = [tuple(int(v) for v in b) for b in page.get("truth", [])]
+            if not truth:
+                continue
+            boxes, rows = page_fragments(page)
+            for box, row in zip(boxes, rows, strict=True):
+                inside = inside_share(box, truth)  # type: ignore[arg-type]
+                if 0.0 < inside < TRUTH_INSIDE:
+                    continue
+                label = int(inside >= TRUTH_INSIDE)
+                x.append(row)
+                y.append(label)
+                groups.append(typed.group)
+                # handwriting written among print is a kind of its own: its own source cell
+                # (so it weighs as much as a source), typed fragments stay with their source
+                sources.append(f"{FILLED_PREFIX}{hand.source}" if label else typed.source)
+                areas.append(max(0.0, box[2] - box[0]) * max(0.0, box[3] - box[1]))
+                pages.append((f"{typed.sha256}+{hand.sha256}", int(page["page"])))
+    return _line_rows(x, y, groups, sources, areas, pages)
 
 
 def line_report(rows: LineRows, p: np.ndarray, seed: int) -> dict[str, Any]:

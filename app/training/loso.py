@@ -71,9 +71,11 @@ def run_fold(source: str, opts: FitOptions) -> dict[str, Any]:
     rob = corpus.robust.where(corpus.robust.sources == source)
     pred = predict_rows(fold, test, corpus.page_lines)
     pred_rob = predict_rows(fold, rob, corpus.robust_lines)
+    unsure = {d.sha256 for d in corpus.docs if d.unsure}
     out: dict[str, Any] = {
         "source": source,
         "y": test.y.tolist(),
+        "unsure": [k[0] in unsure for k in test.keys],
         "keys": [list(k) for k in test.keys],
         "share": [None if np.isnan(s) else float(s) for s in pred.share],
         "scorers": {},
@@ -215,13 +217,14 @@ def summarise(folds: list[dict[str, Any]], *, seconds: float = 0.0) -> dict[str,
             sc = f["scorers"].get(scorer)
             if sc is None:
                 continue
-            y = np.array(f["y"], dtype=int)
-            labels = np.array(sc["labels"], dtype=str)
+            sure = ~np.array(f.get("unsure", [False] * len(f["y"])), dtype=bool)
+            y = np.array(f["y"], dtype=int)[sure]
+            labels = np.array(sc["labels"], dtype=str)[sure]
             robust = None
             if "robust_labels" in sc:
                 robust = (np.array(sc["robust_y"], dtype=int), np.array(sc["robust_labels"], str))
             per_source[f["source"]] = _source_metrics(
-                y, labels, np.array(sc["p"], dtype=float), robust
+                y, labels, np.array(sc["p"], dtype=float)[sure], robust
             )
             ys.append(y)
             labs.append(labels)
@@ -263,6 +266,7 @@ def summarise(folds: list[dict[str, Any]], *, seconds: float = 0.0) -> dict[str,
             "sha256": key[0],
             "page": key[1],
             "label": CODE_LABEL[int(y)],
+            "unsure": bool(f.get("unsure", [False] * len(f["y"]))[i]),
             "share": f["share"][i],
             **{
                 f"{name}:{field}": sc[field][i]
@@ -276,6 +280,12 @@ def summarise(folds: list[dict[str, Any]], *, seconds: float = 0.0) -> dict[str,
     return {
         "folds": len(folds),
         "pages": pages,
+        "unsure_pages": [
+            {k: v for k, v in page.items() if k in {"source", "label"} or k.endswith("labels")}
+            | {"sha256": page["sha256"], "page": page["page"]}
+            for page in pages
+            if page["unsure"]
+        ],
         "seconds": seconds,
         "fold_seconds": {f["source"]: f["seconds"] for f in folds},
         "params": {f["source"]: f["params"] for f in folds},
@@ -314,6 +324,18 @@ def loso_table(summary: dict[str, Any]) -> str:
             f"| {_pct(o['macro_robust_final_accuracy'])} |"
         )
     learners = [s for s in scorers if s in ("catboost", "svm")]
+    unsure = summary.get("unsure_pages") or []
+    if unsure and learners:
+        calls = ", ".join(
+            f"{u['source']} {u['label']} -> "
+            + "/".join(str(u.get(f"{a}:labels")) for a in learners)
+            for u in unsure
+        )
+        out += [
+            "",
+            f"{len(unsure)} page(s) whose label the audit marks `unsure` (`AUDIT.csv`) are left "
+            f"out of every figure above; their calls ({'/'.join(learners)}): {calls}.",
+        ]
     if not learners:
         return "\n".join(out) + "\n"
     out += [
@@ -332,4 +354,46 @@ def loso_table(summary: dict[str, Any]) -> str:
             cells.append(f"{_pct(m['final_accuracy'])} ({_pct(m['page_accuracy'])})")
         errs = ", ".join(f"{k} {v}" for k, v in first[source]["errors"].items()) or "–"
         out.append(f"| {source} | {first[source]['pages']} | " + " | ".join(cells) + f" | {errs} |")
+    return "\n".join(out) + "\n"
+
+
+def ablation_table(with_: dict[str, Any], without: dict[str, Any], what: str) -> str:
+    """Per-source LOSO final-label accuracy with and without a feature group, as Markdown."""
+    learners = [s for s in ("catboost", "svm") if s in with_["scorers"]]
+    out = [
+        f"**Ablation: {what}** (leave-one-source-out final-label accuracy per left-out source; "
+        "same folds, same seeds; without = those features blanked in every page and line row)",
+        "",
+        "| source | pages | " + " | ".join(f"{a} with | {a} without" for a in learners) + " |",
+        "|---|---|" + "---|---|" * len(learners),
+    ]
+    first = with_["scorers"][learners[0]]["per_source"]
+    for source in sorted(first):
+        cells = []
+        for a in learners:
+            w = with_["scorers"][a]["per_source"][source]["final_accuracy"]
+            wo = without["scorers"][a]["per_source"][source]["final_accuracy"]
+            mark = "" if w is None or wo is None or abs(w - wo) < 1e-9 else " *"
+            cells.append(f"{_pct(w)}{mark} | {_pct(wo)}")
+        out.append(f"| {source} | {first[source]['pages']} | " + " | ".join(cells) + " |")
+    for key, name in (
+        ("macro_final_accuracy", "macro final accuracy"),
+        ("pure_balanced_accuracy", "balanced accuracy (pure pages)"),
+    ):
+        cells = [
+            f"{_pct(with_['scorers'][a]['overall'][key])} | "
+            f"{_pct(without['scorers'][a]['overall'][key])}"
+            for a in learners
+        ]
+        out.append(f"| **{name}** | | " + " | ".join(cells) + " |")
+    cells = []
+    for a in learners:
+        w, wo = with_["scorers"][a]["overall"], without["scorers"][a]["overall"]
+        cells.append(
+            f"{w['false_mixed']} fm, {w['mixed_called_mixed']}/{w['mixed_pages']} mixed | "
+            f"{wo['false_mixed']} fm, {wo['mixed_called_mixed']}/{wo['mixed_pages']} mixed"
+        )
+    out.append("| **false mixed, mixed found** | | " + " | ".join(cells) + " |")
+    out.append("")
+    out.append("`*`: the source's accuracy differs with and without.")
     return "\n".join(out) + "\n"

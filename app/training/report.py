@@ -168,15 +168,22 @@ def markdown_report(report: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
-def _rule(rule: dict[str, float] | None) -> str:
+def _rule(rule: dict[str, Any] | None) -> str:
     if not rule:
         return "page model alone"
-    m = rule["mixed_min_share"]
-    top = rule.get("mixed_max_confidence", 1.0)
-    return (
+    text = (
         f"q = sigmoid({rule['a']:.2f} logit(p) {rule['b']:+.2f} logit(share) {rule['c']:+.2f}); "
-        f"handwritten when q >= 0.5, mixed when typed and handwritten lines each hold >= "
-        f"{m:.2f} of the line area and {1 - top:.2f} < q < {top:.2f}"
+        "handwritten when q >= 0.5"
+    )
+    detector = rule.get("mixed") or {}
+    if not detector.get("weights") or float(detector.get("threshold", 1.0)) >= 1.0:
+        return text + "; never mixed (no mixed page to learn from, or none separable)"
+    weights = dict(zip(detector["names"], detector["weights"], strict=True))
+    top = sorted(weights.items(), key=lambda kv: -abs(kv[1]))[:4]
+    named = ", ".join(f"{n.removeprefix('mixed_')} {w:+.2f}" for n, w in top)
+    return (
+        text + f"; mixed when the detector's probability >= {detector['threshold']:.2f} "
+        f"(largest standardised weights: {named})"
     )
 
 

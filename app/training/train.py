@@ -241,7 +241,7 @@ def write_loso_pages(path: Path, loso: dict[str, Any], docs: list[Document]) -> 
     fields = sorted({k for r in rows for k in r if ":" in k})
     with path.open("w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
-        writer.writerow(["source", "path", "page", "label", "share", *fields])
+        writer.writerow(["source", "path", "page", "label", "unsure", "share", *fields])
         for r in rows:
             doc = by_sha.get(r["sha256"])
             share = r["share"]
@@ -251,6 +251,7 @@ def write_loso_pages(path: Path, loso: dict[str, Any], docs: list[Document]) -> 
                     doc.path.name if doc else r["sha256"][:12],
                     r["page"],
                     r["label"],
+                    "yes" if r.get("unsure") else "",
                     "" if share is None else f"{share:.3f}",
                     *(
                         f"{r[f]:.4f}" if isinstance(r.get(f), float) else r.get(f, "")
