@@ -45,7 +45,7 @@ from app.models.registry import load_version  # noqa: E402
 
 
 def make_pdf(n_pages: int) -> bytes:
-    sources = [ROOT / "samples" / n for n in ("typed_minutes.png", "handwritten_note.png")]
+    sources = [ROOT / "samples" / n for n in ("typed_minutes.png", "typed_script_font_note.png")]
     imgs = [Image.open(sources[i % 2]).convert("L") for i in range(n_pages)]
     buf = io.BytesIO()
     imgs[0].save(buf, format="PDF", save_all=True, append_images=imgs[1:], resolution=150)
@@ -188,7 +188,7 @@ class RssSampler:
 
 def scan_pdf(n_pages: int) -> bytes:
     """A4 pages at 150 dpi (1240 x 1754) holding the sample pages, as a scanner would make."""
-    sources = [ROOT / "samples" / n for n in ("typed_minutes.png", "handwritten_note.png")]
+    sources = [ROOT / "samples" / n for n in ("typed_minutes.png", "typed_script_font_note.png")]
     pages = []
     for i in range(n_pages):
         canvas = Image.new("L", (1240, 1754), 255)

@@ -123,10 +123,12 @@ def main() -> int:
         lambda v: 255 if v > 128 else 0
     ).convert("1").save(HERE / "typed_letter.tiff", dpi=(DPI, DPI), compression="group4")
     hand_en = handwritten_page(HAND_FONTS[0], TEXT_EN, rng)
-    hand_en.save(HERE / "handwritten_note.png", dpi=(DPI, DPI), optimize=True)
+    hand_en.save(HERE / "typed_script_font_note.png", dpi=(DPI, DPI), optimize=True)
     hand_fr = handwritten_page(HAND_FONTS[1], TEXT_FR, rng)
-    hand_fr.convert("RGB").save(HERE / "handwritten_lettre.jpg", dpi=(DPI, DPI), quality=80)
-    hand_en.save(HERE / "mixed_document.pdf", save_all=True, append_images=[p1], resolution=DPI)
+    hand_fr.convert("RGB").save(HERE / "typed_script_font_lettre.jpg", dpi=(DPI, DPI), quality=80)
+    hand_en.save(
+        HERE / "typed_script_font_and_report.pdf", save_all=True, append_images=[p1], resolution=DPI
+    )
     total = sum(f.stat().st_size for f in HERE.iterdir() if f.is_file())
     print(f"samples written to {HERE} ({total / 1e6:.2f} MB)")
     return 0

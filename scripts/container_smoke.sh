@@ -23,8 +23,8 @@ assert all(p["label"] == "typed" for p in r["pages"]), r
 print("classify OK:", r["label"], [round(p["confidence"], 3) for p in r["pages"]])
 PY
 
-echo "== /jobs samples/mixed_document.pdf (local engine)"
-job=$(curl -fsS -F file=@samples/mixed_document.pdf "$base/jobs")
+echo "== /jobs samples/typed_script_font_and_report.pdf (local engine)"
+job=$(curl -fsS -F file=@samples/typed_script_font_and_report.pdf "$base/jobs")
 echo "$job"
 id=$(echo "$job" | $py -c 'import json,sys; print(json.load(sys.stdin)["job_id"])')
 for _ in $(seq 1 60); do

@@ -19,7 +19,7 @@ trap 'rm -rf "$tmp"' EXIT
 "$PY" - "$tmp/long.pdf" <<'PY'
 import sys
 from PIL import Image
-src = [Image.open(f"samples/{n}").convert("L") for n in ("typed_minutes.png", "handwritten_note.png")]
+src = [Image.open(f"samples/{n}").convert("L") for n in ("typed_minutes.png", "typed_script_font_note.png")]
 pages = [src[i % 2] for i in range(45)]
 pages[0].save(sys.argv[1], format="PDF", save_all=True, append_images=pages[1:], resolution=100)
 PY

@@ -5,8 +5,9 @@
 Renders a receipt, a typewriter-style page, crooked, upside-down and sideways scans, phone photos
 (shading, perspective, JPEG) of a typed and a handwritten page, a typed page and a handwriting-font
 note at 72 dpi, and handwriting on ruled paper, adds the bundled samples, and prints each page's
-verdict beside what it should be. A probe, not a benchmark: the handwriting is fonts
-(tests/helpers.py), not people.
+verdict beside what it should be. A probe, not a benchmark. Its "handwriting" is fonts
+(tests/helpers.py), not people, so by the label rule (LABELS.md: a script font is printed) every
+probe page is typed: the probe asks whether font-made handwriting is read as the print it is.
 """
 
 from __future__ import annotations
@@ -87,11 +88,11 @@ def render(out: Path) -> dict[str, str]:
     yy = np.mgrid[0 : hand.shape[0], 0 : hand.shape[1]][0]
     arr = np.clip(hand * (0.6 + 0.4 * yy / hand.shape[0]), 0, 255).astype(np.uint8)
     Image.fromarray(arr).rotate(3, fillcolor=80).save(out / "phone_hand.jpg", quality=70)
-    expected["phone_hand.jpg"] = "handwritten"
+    expected["phone_hand.jpg"] = "typed"  # a handwriting font: printed (LABELS.md)
 
     # low resolution
     Image.fromarray(handwritten_page(72, seed=5)).save(out / "note_72dpi.png")
-    expected["note_72dpi.png"] = "handwritten"
+    expected["note_72dpi.png"] = "typed"  # a handwriting font: printed (LABELS.md)
     Image.fromarray(typed_page(72, seed=5)).save(out / "typed_72dpi.png")
     expected["typed_72dpi.png"] = "typed"
 
@@ -105,7 +106,7 @@ def render(out: Path) -> dict[str, str]:
     paper.rotate(-5, resample=Image.Resampling.BILINEAR, expand=True, fillcolor=250).save(
         out / "crooked_hand.png"
     )
-    expected["crooked_hand.png"] = "handwritten"
+    expected["crooked_hand.png"] = "typed"  # a handwriting font: printed (LABELS.md)
 
     # fed the wrong way: a typed page upside down, a handwritten one sideways
     Image.fromarray(typed_page(200, seed=9)).rotate(180).save(out / "upside_down_typed.png")
@@ -113,7 +114,7 @@ def render(out: Path) -> dict[str, str]:
     Image.fromarray(handwritten_page(200, seed=10)).rotate(90, expand=True).save(
         out / "sideways_hand.png"
     )
-    expected["sideways_hand.png"] = "handwritten"
+    expected["sideways_hand.png"] = "typed"  # a handwriting font: printed (LABELS.md)
 
     # handwriting on ruled paper
     ruled = handwritten_page(150, seed=6).copy()
@@ -121,18 +122,21 @@ def render(out: Path) -> dict[str, str]:
     for y0 in range(75 + int(0.75 * size), ruled.shape[0], int(size * 1.9)):
         ruled[y0 : y0 + 2, :] = 140
     Image.fromarray(ruled).save(out / "ruled_hand.png")
-    expected["ruled_hand.png"] = "handwritten"
+    expected["ruled_hand.png"] = "typed"  # a handwriting font: printed (LABELS.md)
     return expected
 
 
 SAMPLE_LABELS = {
-    "handwritten_lettre.jpg": ["handwritten"],
-    "handwritten_note.png": ["handwritten"],
-    "mixed_document.pdf": ["handwritten", "typed"],
+    "typed_script_font_lettre.jpg": ["typed"],
+    "typed_script_font_note.png": ["typed"],
+    "typed_script_font_and_report.pdf": ["typed", "typed"],
     "typed_letter.tiff": ["typed"],
     "typed_minutes.png": ["typed"],
     "typed_report.pdf": ["typed", "typed"],
 }
+"""The synthetic samples: every one is printed, the script-font ones included (LABELS.md: text
+set in a font that imitates handwriting is typed). The real samples are scored by
+tests/test_samples.py."""
 
 
 def main() -> int:

@@ -257,13 +257,13 @@ def test_openapi_lists_every_route(client: TestClient) -> None:
 
 
 def test_lines_share_and_thumbnails(client: TestClient) -> None:
-    data = (SAMPLES / "mixed_document.pdf").read_bytes()
+    data = (SAMPLES / "typed_script_font_and_report.pdf").read_bytes()
     r = post(client, data, "mixed.pdf", lines="true", thumbnails="true")
     assert r.status_code == 200, r.text
     body = r.json()
     for page in body["pages"]:
         assert 0.0 <= page["handwritten_share"] <= 1.0
-        assert page["thumbnail"].startswith("data:image/png;base64,")
+        assert page["thumbnail"].startswith("data:image/jpeg;base64,")
         assert page["lines"], page["page"]
         for line in page["lines"]:
             x0, y0, x1, y1 = line["bbox"]

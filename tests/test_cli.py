@@ -49,7 +49,10 @@ def test_classify_formats(capsys: pytest.CaptureFixture[str]) -> None:
     assert [r["page"] for r in rows] == [1, 2]
     assert cli.main(["classify", str(SAMPLES), "--format", "csv", "--jobs", "1"]) == 0
     table = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
-    assert {Path(r["path"]).name for r in table} >= {"typed_minutes.png", "handwritten_note.png"}
+    assert {Path(r["path"]).name for r in table} >= {
+        "typed_minutes.png",
+        "typed_script_font_note.png",
+    }
     assert all(0 <= float(r["p_handwritten"]) <= 1 for r in table)
     assert cli.main(["classify", str(SAMPLES / "typed_minutes.png"), "--jobs", "1"]) == 0
     assert "p(handwritten)" in capsys.readouterr().out
@@ -82,7 +85,7 @@ def test_classify_survives_a_dead_worker(
 @needs_tesseract
 @pytest.mark.usefixtures("use_settings")
 def test_classify_lines_and_overlay(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    doc = str(SAMPLES / "mixed_document.pdf")
+    doc = str(SAMPLES / "typed_script_font_and_report.pdf")
     assert (
         cli.main(
             [
@@ -102,7 +105,10 @@ def test_classify_lines_and_overlay(tmp_path: Path, capsys: pytest.CaptureFixtur
     rows = json.loads(capsys.readouterr().out)
     assert all(r["lines"] and 0 <= r["handwritten_share"] <= 1 for r in rows)
     overlays = sorted(p.name for p in (tmp_path / "ov").iterdir())
-    assert overlays == ["mixed_document-p1.png", "mixed_document-p2.png"]
+    assert overlays == [
+        "typed_script_font_and_report-p1.png",
+        "typed_script_font_and_report-p2.png",
+    ]
     assert cli.main(["classify", doc, "--lines", "--jobs", "1"]) == 0
     table = capsys.readouterr().out
     assert "handwritten share" in table and " line " in table

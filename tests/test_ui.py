@@ -82,7 +82,9 @@ def test_upload_page_shows_verdicts_in_chromium(live_server: str, tmp_path: Path
     try:
         driver.get(live_server)
         assert "inkwell" in driver.title
-        driver.find_element(By.ID, "file").send_keys(str(SAMPLES / "mixed_document.pdf"))
+        driver.find_element(By.ID, "file").send_keys(
+            str(SAMPLES / "typed_script_font_and_report.pdf")
+        )
         wait = WebDriverWait(driver, 120)
         wait.until(ec.text_to_be_present_in_element((By.ID, "status"), "Done"))
         cards = driver.find_elements(By.CSS_SELECTOR, ".page")
@@ -98,6 +100,32 @@ def test_upload_page_shows_verdicts_in_chromium(live_server: str, tmp_path: Path
         shot = tmp_path / "upload-page.png"
         driver.save_screenshot(str(shot))
         assert shot.stat().st_size > 10_000
+
+        # a click on a thumbnail opens the page at full size, boxes drawn over it
+        small = driver.execute_script("return document.querySelector('.page img').clientWidth")
+        cards[0].find_element(By.CSS_SELECTOR, ".thumb").click()
+        wait.until(lambda d: d.execute_script("return document.getElementById('viewer').open"))
+        wait.until(
+            lambda d: d.execute_script(
+                "const c = document.getElementById('viewer-canvas');"
+                "const i = document.getElementById('viewer-img');"
+                "return i.complete && c.width === i.naturalWidth && c.width > 0"
+            )
+        )
+        full = driver.execute_script(
+            "const i = document.getElementById('viewer-img');"
+            "const c = document.getElementById('viewer-canvas');"
+            "const px = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;"
+            "let inked = 0; for (let k = 3; k < px.length; k += 4) if (px[k] > 0) inked++;"
+            "return {natural: Math.max(i.naturalWidth, i.naturalHeight), shown: i.clientWidth,"
+            " inked: inked, title: document.getElementById('viewer-title').textContent}"
+        )
+        assert full["natural"] >= 1000  # large enough to check a box around a handwritten figure
+        assert full["shown"] > 2 * small
+        assert full["inked"] > 0  # the line boxes are drawn on the full-size page
+        assert full["title"].startswith("Page 1:")
+        driver.find_element(By.ID, "viewer-close").click()
+        wait.until(lambda d: not d.execute_script("return document.getElementById('viewer').open"))
 
         # a bad file is reported plainly, not as a crash
         bad = tmp_path / "notes.pdf"
