@@ -475,7 +475,7 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     from redis.exceptions import RedisError
 
     from app.errors import QueueUnavailableError
-    from app.queue.tasks import run_worker
+    from app.jobs.classify.tasks import run_worker
 
     try:
         run_worker(burst=args.burst, name=args.name, wait=args.wait)

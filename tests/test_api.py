@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from app.api.jobs import resolve_dataset
 from app.api.main import create_app
 from app.config import Settings
 from app.errors import OcrTimeoutError, PathNotAllowedError
+from app.jobs.training import resolve_dataset
 from tests.conftest import SAMPLES, needs_fonts, needs_tesseract
 from tests.helpers import encode, make_manifest_dataset, pdf_bytes, typed_page
 
@@ -256,6 +256,21 @@ def test_openapi_lists_every_route(client: TestClient) -> None:
         assert route in paths
 
 
+def test_openapi_declares_what_an_upload_is_refused_for(client: TestClient) -> None:
+    """A schema-valid request is never refused: an empty file is declared invalid, 415 declared."""
+    spec = client.get("/openapi.json").json()
+    for path in ("/classify", "/jobs"):
+        op = spec["paths"][path]["post"]
+        ref = op["requestBody"]["content"]["multipart/form-data"]["schema"]["$ref"]
+        body = spec["components"]["schemas"][ref.rsplit("/", 1)[1]]
+        assert body["properties"]["file"]["minLength"] == 1
+        assert "file" in body["required"]
+        assert {"400", "413", "415", "422"} <= set(op["responses"])
+    # the empty upload the schema excludes is still refused cleanly
+    r = post(client, b"", "empty.pdf")
+    assert r.status_code == 400 and r.json()["code"] == "empty_input"
+
+
 def test_lines_share_and_thumbnails(client: TestClient) -> None:
     data = (SAMPLES / "typed_script_font_and_report.pdf").read_bytes()
     r = post(client, data, "mixed.pdf", lines="true", thumbnails="true")
@@ -372,8 +387,8 @@ def test_nul_in_dataset_name_is_a_422_not_a_500(client: TestClient) -> None:
 
 
 def test_admission_estimates_retry_after_from_page_time() -> None:
-    from app.api.admission import Admission
     from app.errors import ServiceBusyError
+    from app.runtime.admission import Admission
 
     adm = Admission(capacity=4, workers=2, page_seconds=1.0)
     assert adm.acquire(10) == 4  # a long document holds at most the capacity
@@ -391,14 +406,14 @@ def test_admission_estimates_retry_after_from_page_time() -> None:
 def test_job_store_survives_a_bad_record_and_keeps_the_newest(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from app.api import jobs as jobs_mod
-    from app.api.schemas import JobStatus
+    from app.api.schemas import TrainingJob
+    from app.jobs import training as jobs_mod
 
-    store = jobs_mod.JobStore(tmp_path / ".jobs")
+    store = jobs_mod.TrainingJobStore(tmp_path / ".jobs")
     monkeypatch.setattr(jobs_mod, "KEEP_JOBS", 3)
     for i in range(5):
         store.save(
-            JobStatus(
+            TrainingJob(
                 job_id=f"j{i}", status="succeeded", dataset="d", created_at=f"2026-11-29T0{i}:00"
             )
         )

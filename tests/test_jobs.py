@@ -8,6 +8,7 @@ they skip, saying so, when neither is there.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -25,7 +26,7 @@ from fastapi.testclient import TestClient
 
 from app.api.main import create_app
 from app.config import Settings, jobs_dir
-from app.queue.store import JobStore
+from app.jobs.classify.store import ClassifyJobStore
 from tests.conftest import ROOT, needs_tesseract
 from tests.helpers import handwritten_page, pdf_bytes, typed_page
 
@@ -126,7 +127,7 @@ def test_a_refused_upload_leaves_nothing_behind(client: TestClient, settings: Se
 def test_a_queued_page_is_not_ready_and_a_restart_resumes_the_job(
     settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from app.queue import engines
+    from app.jobs.classify import engines
 
     with monkeypatch.context() as m:  # a service that queues jobs but dies before running them
         m.setattr(engines.LocalEngine, "submit", lambda *_a: None)
@@ -143,7 +144,7 @@ def test_a_queued_page_is_not_ready_and_a_restart_resumes_the_job(
 def test_finished_jobs_expire(client: TestClient, settings: Settings) -> None:
     job = _post(client, "/jobs", _pdf(1)).json()
     assert _wait(client, job["job_id"])["status"] == "succeeded"
-    store = JobStore(jobs_dir(settings))
+    store = ClassifyJobStore(jobs_dir(settings))
     assert store.expire(settings.job_ttl) == 0
     assert store.expire(settings.job_ttl, now=time.time() + settings.job_ttl + 1) == 1
     assert client.get(f"/jobs/{job['job_id']}").status_code == 404
@@ -177,7 +178,7 @@ def test_unreachable_redis_is_503_and_leaves_nothing(settings: Settings) -> None
         assert r.status_code == 503
         assert r.json()["code"] == "queue_unavailable"
         assert "Redis" in r.json()["detail"]
-        assert JobStore(jobs_dir(rq_settings)).jobs() == []  # no job, no upload kept
+        assert ClassifyJobStore(jobs_dir(rq_settings)).jobs() == []  # no job, no upload kept
         assert not list(jobs_dir(rq_settings).glob(".new-*"))
         assert c.get("/health").json()["jobs"]["ok"] is False
         assert _post(c, "/classify", _pdf(1)).status_code == 200  # the rest still works
@@ -189,7 +190,7 @@ def redis_url(tmp_path: Path) -> Iterator[str]:
     """The Redis .ci/run started (``INKWELL_TEST_REDIS_URL``, emptied first), else our own."""
     url = os.environ.get("INKWELL_TEST_REDIS_URL")
     if url:
-        from app.queue.engines import redis_connection
+        from app.jobs.classify.engines import redis_connection
 
         redis_connection(url).flushdb()
         yield url
@@ -284,7 +285,7 @@ def test_rq_job_with_two_workers_equals_classify(
 ) -> None:
     from rq.job import Job
 
-    from app.queue.engines import redis_connection
+    from app.jobs.classify.engines import redis_connection
 
     for i in range(2):
         _start_worker(workers, rq_settings, f"w{i}", tmp_path / f"w{i}.log")
@@ -305,6 +306,43 @@ def test_rq_job_with_two_workers_equals_classify(
         assert {t.worker_name for t in tasks if t is not None} == {"w0", "w1"}
         health = c.get("/health").json()["jobs"]
         assert health["ok"] is True and health["engine"] == "rq"
+
+
+_WORKER_RECORDING_MODULES = """
+import atexit, json, sys
+from app.cli import main
+out = sys.argv[1]
+atexit.register(
+    lambda: open(out, "w").write(json.dumps(sorted(m for m in sys.modules if m.startswith("app"))))
+)
+sys.exit(main(["worker", "--burst", "--name", "burst"]))
+"""
+
+
+@needs_redis
+def test_a_worker_runs_a_job_without_the_api(rq_settings: Settings, tmp_path: Path) -> None:
+    """`python -m app worker` reads pages with the jobs layer alone: no module of app.api loaded."""
+    data = _pdf(2)
+    modules = tmp_path / "modules.json"
+    with TestClient(create_app(rq_settings)) as c:
+        r = _post(c, "/jobs", data)
+        assert r.status_code == 202, r.text
+        job_id = r.json()["job_id"]
+        proc = subprocess.run(  # burst: reads the queued tasks, then stops
+            [sys.executable, "-c", _WORKER_RECORDING_MODULES, str(modules)],
+            cwd=ROOT,
+            env=_worker_env(rq_settings),
+            capture_output=True,
+            timeout=180,
+            check=False,
+        )
+        assert proc.returncode == 0, proc.stdout.decode() + proc.stderr.decode()
+        done = _wait(c, job_id, timeout=30)
+        assert done["status"] == "succeeded", done
+        assert [p["page"] for p in done["result"]["pages"]] == [1, 2]
+    loaded = json.loads(modules.read_text())
+    assert "app.jobs.classify.runner" in loaded  # the record is the worker's own
+    assert [m for m in loaded if m == "app.api" or m.startswith("app.api.")] == []
 
 
 def _work_horses(worker_pid: int) -> list[int]:
@@ -353,7 +391,7 @@ def test_rq_task_of_a_vanished_worker_is_retried_by_another(
     worker's maintenance finds the task abandoned and puts it back; the job completes."""
     from rq.job import Job
 
-    from app.queue.engines import redis_connection
+    from app.jobs.classify.engines import redis_connection
 
     fast = rq_settings.model_copy(update={"worker_heartbeat_interval": 1})
     victim = _start_worker(workers, fast, "victim", tmp_path / "victim.log")
@@ -395,7 +433,7 @@ def test_rq_task_that_keeps_failing_fails_its_job(
     """After its retries a task rq gave up on turns the job failed, with the reason."""
     from rq import Queue, SimpleWorker
 
-    from app.queue import engines, tasks
+    from app.jobs.classify import engines, tasks
 
     def broken(*_a: object, **_k: object) -> int:
         raise RuntimeError("disk on fire")
@@ -419,7 +457,7 @@ def test_a_worker_that_does_not_see_the_jobs_folder_fails_the_job_loudly(
 ) -> None:
     from rq import Queue, SimpleWorker
 
-    from app.queue import engines, tasks
+    from app.jobs.classify import engines, tasks
 
     elsewhere = rq_settings.model_copy(update={"models_dir": tmp_path / "not-shared"})
     monkeypatch.setattr(tasks, "get_settings", lambda: elsewhere)
@@ -436,7 +474,7 @@ def test_a_worker_that_does_not_see_the_jobs_folder_fails_the_job_loudly(
 def test_rq_cancel_drops_queued_tasks(rq_settings: Settings) -> None:
     from rq.job import Job, JobStatus
 
-    from app.queue.engines import redis_connection
+    from app.jobs.classify.engines import redis_connection
 
     with TestClient(create_app(rq_settings)) as c:  # no worker: the tasks stay queued
         job = _post(c, "/jobs", _pdf(2)).json()

@@ -6,9 +6,9 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from app.api.jobs import JobManager
-from app.api.state import ServiceState
-from app.queue.service import ClassifyJobs
+from app.jobs.classify.manager import ClassifyJobs
+from app.jobs.training import TrainingJobs
+from app.runtime.state import ServiceState
 
 
 def get_state(request: Request) -> ServiceState:
@@ -17,9 +17,9 @@ def get_state(request: Request) -> ServiceState:
     return state
 
 
-def get_jobs(request: Request) -> JobManager:
+def get_jobs(request: Request) -> TrainingJobs:
     """The training job manager."""
-    jobs: JobManager = request.app.state.jobs
+    jobs: TrainingJobs = request.app.state.jobs
     return jobs
 
 
@@ -30,5 +30,5 @@ def get_classify_jobs(request: Request) -> ClassifyJobs:
 
 
 StateDep = Annotated[ServiceState, Depends(get_state)]
-JobsDep = Annotated[JobManager, Depends(get_jobs)]
+JobsDep = Annotated[TrainingJobs, Depends(get_jobs)]
 ClassifyJobsDep = Annotated[ClassifyJobs, Depends(get_classify_jobs)]

@@ -14,15 +14,15 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app import __version__
-from app.api.jobs import JobManager
 from app.api.routes import api_router
-from app.api.state import ServiceState
-from app.api.workers import make_executor
 from app.config import Settings, get_settings
 from app.errors import AppError, ServiceBusyError
+from app.jobs.classify.manager import ClassifyJobs
+from app.jobs.training import TrainingJobs
 from app.models.registry import Registry
 from app.ocr import check_tesseract, engine_description
-from app.queue.service import ClassifyJobs
+from app.runtime.state import ServiceState
+from app.runtime.workers import make_executor
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if removed:
             log.warning("removed %d half-written model version(s) of dead trainings", removed)
         app.state.inkwell = state
-        app.state.jobs = jobs = JobManager(state)
+        app.state.jobs = jobs = TrainingJobs(state)
         app.state.classify_jobs = classify_jobs = ClassifyJobs(state)
         classify_jobs.start()
         try:

@@ -1,207 +1,42 @@
-"""Request and response models (with the examples shown in OpenAPI)."""
+"""Request and response models of the HTTP layer (with the examples shown in OpenAPI).
+
+The result and job types live below the API (:mod:`app.results`, :mod:`app.jobs.records`) and are
+re-exported here for the routes.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Literal
+from pydantic import BaseModel
 
-from pydantic import BaseModel, ConfigDict, Field
+from app.jobs.records import ClassifyJob, JobError, TrainingJob, TrainRequest
+from app.results import (
+    ClassifyResponse,
+    DocLabel,
+    DocumentInfo,
+    LineLabel,
+    LineResult,
+    ModelInfo,
+    PageLabel,
+    PageResult,
+    Probabilities,
+)
 
-if TYPE_CHECKING:
-    from app.models.predict import PageVerdict
-
-PageLabel = Literal["handwritten", "typed", "mixed", "empty"]
-LineLabel = Literal["handwritten", "typed"]
-DocLabel = Literal["handwritten", "typed", "mixed", "empty"]
-
-
-class Probabilities(BaseModel):
-    """Class probabilities of one page."""
-
-    handwritten: float = Field(ge=0, le=1)
-    typed: float = Field(ge=0, le=1)
-
-
-class LineResult(BaseModel):
-    """One text line: where it is and what it is."""
-
-    bbox: tuple[int, int, int, int] = Field(
-        description="[x0, y0, x1, y1] in the page's pixels (width x height above)"
-    )
-    label: LineLabel
-    probability: float = Field(ge=0, le=1, description="probability that the line is handwritten")
-
-
-class PageResult(BaseModel):
-    """The verdict on one page."""
-
-    page: int = Field(description="1-based page number", examples=[1])
-    label: PageLabel = Field(
-        description="mixed when handwritten content (beyond signatures and marks) sits with typed "
-        "content on the page (see README)"
-    )
-    confidence: float = Field(
-        ge=0, le=1, description="the page model's probability for its handwritten/typed verdict"
-    )
-    probabilities: Probabilities
-    handwritten_share: float | None = Field(
-        default=None, description="share of the text-line area whose lines are handwritten"
-    )
-    width: int = Field(description="page width in pixels as rendered/decoded")
-    height: int
-    dpi: float | None = Field(description="PDF render DPI or image DPI metadata, if known")
-    orientation: int = Field(
-        default=0,
-        description="degrees (0, 90, 180, 270) the page as sent was turned counter-clockwise to "
-        "be read upright",
-    )
-    skew: float = Field(
-        default=0.0,
-        description="degrees the upright page was then turned counter-clockwise to straighten its "
-        "lines (0 below 0.5)",
-    )
-    elapsed_ms: float
-    lines: list[LineResult] | None = Field(
-        default=None, description="every text line, when the request asked lines=true"
-    )
-    thumbnail: str | None = Field(
-        default=None, description="a small PNG of the page as a data: URL (thumbnails=true)"
-    )
-
-    @classmethod
-    def from_verdict(
-        cls, v: PageVerdict, *, lines: bool = False, thumbnail: str | None = None
-    ) -> PageResult:
-        """What /classify and /jobs answer for one page verdict."""
-        return cls(
-            page=v.page,
-            label=v.label,
-            confidence=round(v.confidence, 4),
-            probabilities=Probabilities(
-                handwritten=round(v.p_handwritten, 4), typed=round(1 - v.p_handwritten, 4)
-            ),
-            handwritten_share=(
-                None if v.handwritten_share is None else round(v.handwritten_share, 4)
-            ),
-            lines=[
-                LineResult(bbox=ln.bbox, label=ln.label, probability=round(ln.p_handwritten, 4))
-                for ln in v.lines
-            ]
-            if lines
-            else None,
-            thumbnail=thumbnail,
-            width=v.width,
-            height=v.height,
-            dpi=v.dpi,
-            orientation=v.orientation,
-            skew=round(v.skew, 2),
-            elapsed_ms=round(v.elapsed_ms, 1),
-        )
-
-
-class DocumentInfo(BaseModel):
-    """What was uploaded."""
-
-    filename: str | None
-    media_type: str
-    sha256: str
-    page_count: int
-
-
-class ModelInfo(BaseModel):
-    """The model that gave the verdict."""
-
-    id: str
-    algorithm: str
-    feature_version: str
-
-
-class ClassifyResponse(BaseModel):
-    """Page-level verdicts for one document."""
-
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "document": {
-                        "filename": "letter.pdf",
-                        "media_type": "application/pdf",
-                        "sha256": "9f2c…",
-                        "page_count": 1,
-                    },
-                    "model": {"id": "default", "algorithm": "catboost", "feature_version": "2.5"},
-                    "label": "typed",
-                    "pages": [
-                        {
-                            "page": 1,
-                            "label": "typed",
-                            "confidence": 0.98,
-                            "probabilities": {"handwritten": 0.02, "typed": 0.98},
-                            "handwritten_share": 0.03,
-                            "width": 1654,
-                            "height": 2339,
-                            "dpi": 200.0,
-                            "elapsed_ms": 310.5,
-                        }
-                    ],
-                    "elapsed_ms": 342.0,
-                }
-            ]
-        }
-    )
-
-    document: DocumentInfo
-    model: ModelInfo
-    label: DocLabel = Field(description="mixed when the pages disagree")
-    pages: list[PageResult]
-    elapsed_ms: float
-
-
-class TrainRequest(BaseModel):
-    """A training job on a dataset under INKWELL_DATA_DIR."""
-
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {"dataset": "mydocs", "algorithms": ["catboost", "svm"], "activate": False}
-            ]
-        }
-    )
-
-    dataset: str = Field(
-        min_length=1,
-        max_length=255,
-        pattern=r"^[^\x00-\x1f\x7f]+$",
-        description="folder (handwritten/, typed/) or manifest.csv, relative to INKWELL_DATA_DIR "
-        "(no control characters, no absolute path, no '..')",
-    )
-    algorithms: list[Literal["catboost", "svm"]] = Field(default=["catboost", "svm"], min_length=1)
-    test_size: float = Field(default=0.25, gt=0.05, le=0.5)
-    seed: int = 42
-    activate: bool = False
-    augment: bool = True
-    loso: bool = Field(
-        default=False,
-        description="also evaluate leave-one-source-out (needs at least 3 sources; one fit "
-        "per source): the metrics then hold a `loso` entry per algorithm",
-    )
-
-
-class JobStatus(BaseModel):
-    """Where a training job stands."""
-
-    job_id: str
-    status: Literal["queued", "running", "succeeded", "failed", "interrupted"] = Field(
-        description="`interrupted`: the service stopped while the job ran (the served model "
-        "and the versions are unchanged); start it again"
-    )
-    stage: str | None = None
-    progress: dict[str, int] = Field(default_factory=dict, description="pages featurised / total")
-    dataset: str
-    version_id: str | None = None
-    error: str | None = None
-    metrics: dict[str, Any] | None = None
-    created_at: str
-    finished_at: str | None = None
+__all__ = [
+    "ClassifyJob",
+    "ClassifyResponse",
+    "DocLabel",
+    "DocumentInfo",
+    "ErrorResponse",
+    "JobError",
+    "LineLabel",
+    "LineResult",
+    "ModelInfo",
+    "PageLabel",
+    "PageResult",
+    "Probabilities",
+    "TrainRequest",
+    "TrainingJob",
+]
 
 
 class ErrorResponse(BaseModel):
@@ -209,22 +44,3 @@ class ErrorResponse(BaseModel):
 
     detail: str
     code: str
-
-
-class ClassifyJob(BaseModel):
-    """Where a classification job stands; its result once every page is read."""
-
-    job_id: str
-    status: Literal["queued", "running", "succeeded", "failed"]
-    engine: Literal["local", "rq"]
-    document: DocumentInfo
-    pages_done: int = Field(description="pages read so far (each one readable at once)")
-    created_at: str
-    finished_at: str | None = None
-    expires_at: str | None = Field(
-        default=None, description="when the results will be removed (the job is then 404)"
-    )
-    error: ErrorResponse | None = None
-    result: ClassifyResponse | None = Field(
-        default=None, description="when succeeded: exactly what POST /classify returns"
-    )

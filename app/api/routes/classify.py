@@ -20,7 +20,6 @@ from app.api.schemas import (
     ModelInfo,
     PageResult,
 )
-from app.api.state import ServiceState
 from app.config import page_window
 from app.documents import open_document
 from app.documents.thumbnails import thumbnail
@@ -34,6 +33,7 @@ from app.features import FEATURE_VERSION, OcrSettings
 from app.models.base import ALGORITHMS
 from app.models.predict import PageVerdict, classify_pages, document_label
 from app.models.registry import ModelVersion
+from app.runtime.state import ServiceState
 
 router = APIRouter(tags=["classify"])
 
@@ -72,7 +72,13 @@ _ERRORS[503]["headers"] = {
 
 
 # the upload's form fields, shared by /classify and /jobs
-UploadField = Annotated[UploadFile, File(description="PDF, PNG, JPEG, TIFF, BMP or WebP")]
+UploadField = Annotated[
+    UploadFile,
+    File(
+        description="PDF, PNG, JPEG, TIFF, BMP or WebP (not empty)",
+        json_schema_extra={"minLength": 1},
+    ),
+]
 ModelField = Annotated[
     str | None, Form(description="a model version id, or 'catboost'/'svm' on the active model")
 ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, status
 
 from app.api.deps import JobsDep
-from app.api.schemas import ErrorResponse, JobStatus, TrainRequest
+from app.api.schemas import ErrorResponse, TrainingJob, TrainRequest
 
 router = APIRouter(tags=["train"])
 
@@ -13,7 +13,7 @@ router = APIRouter(tags=["train"])
 @router.post(
     "/train",
     status_code=status.HTTP_202_ACCEPTED,
-    response_model=JobStatus,
+    response_model=TrainingJob,
     responses={
         400: {"model": ErrorResponse, "description": "a body that cannot be parsed"},
         403: {"model": ErrorResponse, "description": "dataset outside the data directory"},
@@ -23,17 +23,17 @@ router = APIRouter(tags=["train"])
     },
     summary="Start a training job on a dataset under INKWELL_DATA_DIR",
 )
-def start_training(request: TrainRequest, jobs: JobsDep) -> JobStatus:
+def start_training(request: TrainRequest, jobs: JobsDep) -> TrainingJob:
     """Answer 202 with the job id; poll ``GET /train/{job_id}`` for progress and metrics."""
     return jobs.submit(request)
 
 
 @router.get(
     "/train/{job_id}",
-    response_model=JobStatus,
+    response_model=TrainingJob,
     responses={404: {"model": ErrorResponse, "description": "no such job"}},
     summary="Status, progress and, on success, metrics of a training job",
 )
-def training_status(job_id: str, jobs: JobsDep) -> JobStatus:
+def training_status(job_id: str, jobs: JobsDep) -> TrainingJob:
     """The job's status."""
     return jobs.get(job_id)

@@ -9,7 +9,7 @@
   rq marks a task whose worker vanished as abandoned and retries or fails it, and a failed task
   fails its job, so no job is lost silently.
 
-Uploads and results are files in the jobs folder (:mod:`app.queue.store`) in both cases: the
+Uploads and results are files in the jobs folder (:mod:`app.jobs.classify.store`) in both cases: the
 engines only decide who reads the pages.
 """
 
@@ -22,16 +22,16 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from app.config import Settings, jobs_dir, page_window
 from app.errors import AppError, QueueUnavailableError, WorkerCrashedError
-from app.queue.runner import run_pages
-from app.queue.store import JobFolder, JobSpec, JobStore
+from app.jobs.classify.runner import run_pages
+from app.jobs.classify.store import ClassifyJobStore, JobFolder, JobSpec
 
 if TYPE_CHECKING:
-    from app.api.state import ServiceState
+    from app.runtime.state import ServiceState
 
 log = logging.getLogger(__name__)
 
 QUEUE_NAME = "inkwell"
-TASK = "app.queue.tasks.run_chunk"
+TASK = "app.jobs.classify.tasks.run_chunk"
 RETRIES = 2
 
 
@@ -67,7 +67,7 @@ class LocalEngine:
     def __init__(self, state: ServiceState) -> None:
         """Threads are made on demand, at most ``job_concurrency`` documents at once."""
         self.state = state
-        self.store = JobStore(jobs_dir(state.settings))
+        self.store = ClassifyJobStore(jobs_dir(state.settings))
         self._pool = ThreadPoolExecutor(
             max_workers=state.settings.job_concurrency, thread_name_prefix="inkwell-job"
         )
@@ -186,7 +186,7 @@ class RqEngine:
         from rq import Queue, Retry  # noqa: PLC0415
 
         s = self.settings
-        storage = JobStore(jobs_dir(s)).storage_id(create=True)
+        storage = ClassifyJobStore(jobs_dir(s)).storage_id(create=True)
         per_chunk = s.job_chunk_pages * (s.ocr_timeout + 10) + s.pdf_timeout
         ttl = int(s.job_ttl)
         data = [

@@ -208,7 +208,7 @@ class JobFolder:
         shutil.rmtree(trash, ignore_errors=True)
 
 
-class JobStore:
+class ClassifyJobStore:
     """Every job folder under ``root``."""
 
     def __init__(self, root: Path) -> None:

@@ -1,7 +1,7 @@
 """The /jobs side of the service: make jobs, answer for them, cancel them, expire them.
 
-Everything a job is lives in its folder (:mod:`app.queue.store`); the engine
-(:mod:`app.queue.engines`) only runs it. A maintenance thread removes jobs whose results are
+Everything a job is lives in its folder (:mod:`app.jobs.classify.store`); the engine
+(:mod:`app.jobs.classify.engines`) only runs it. A maintenance thread removes jobs whose results are
 older than ``INKWELL_JOB_TTL`` and, for the rq engine, keeps the queue's health for ``/health``
 (which answers from memory only).
 """
@@ -15,14 +15,6 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from app.api.schemas import (
-    ClassifyJob,
-    ClassifyResponse,
-    DocumentInfo,
-    ErrorResponse,
-    ModelInfo,
-    PageResult,
-)
 from app.config import jobs_dir
 from app.documents import open_document
 from app.errors import (
@@ -31,13 +23,15 @@ from app.errors import (
     PageNotReadyError,
 )
 from app.features import FEATURE_VERSION
+from app.jobs.classify.engines import LocalEngine, RqEngine, make_engine
+from app.jobs.classify.store import ClassifyJobStore, JobFolder, JobSpec, RenderOptions, now_iso
+from app.jobs.records import ClassifyJob, JobError
 from app.models.predict import labels_of_document
-from app.queue.engines import LocalEngine, RqEngine, make_engine
-from app.queue.store import JobFolder, JobSpec, JobStore, RenderOptions, now_iso
+from app.results import ClassifyResponse, DocumentInfo, ModelInfo, PageResult
 
 if TYPE_CHECKING:
-    from app.api.state import ServiceState
     from app.models.registry import ModelVersion
+    from app.runtime.state import ServiceState
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +44,7 @@ class ClassifyJobs:
     def __init__(self, state: ServiceState) -> None:
         """Jobs live in the jobs folder; the engine is the one the settings name."""
         self.state = state
-        self.store = JobStore(jobs_dir(state.settings))
+        self.store = ClassifyJobStore(jobs_dir(state.settings))
         self.engine: LocalEngine | RqEngine = make_engine(state)
         self.engine_health: dict[str, Any] = {"engine": self.engine.name, "ok": True}
         self._stop = threading.Event()
@@ -196,7 +190,7 @@ class ClassifyJobs:
             created_at=now_iso(spec.created),
             finished_at=now_iso(ended) if ended else None,
             expires_at=now_iso(ended + self.state.settings.job_ttl) if ended else None,
-            error=ErrorResponse(detail=error["detail"], code=error["code"]) if error else None,
+            error=JobError(detail=error["detail"], code=error["code"]) if error else None,
             result=result,
         )
 

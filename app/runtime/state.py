@@ -7,10 +7,10 @@ import threading
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 
-from app.api.admission import Admission
-from app.api.workers import make_executor
 from app.config import Settings, pages_in_flight
 from app.models.registry import ModelVersion, Registry
+from app.runtime.admission import Admission
+from app.runtime.workers import make_executor
 
 log = logging.getLogger(__name__)
 

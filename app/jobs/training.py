@@ -18,8 +18,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from app.api.schemas import JobStatus, TrainRequest
-from app.api.state import ServiceState
 from app.errors import (
     AppError,
     DatasetNotFoundError,
@@ -28,7 +26,9 @@ from app.errors import (
     TrainingBusyError,
     TrainingInterruptedError,
 )
+from app.jobs.records import TrainingJob, TrainRequest
 from app.models.registry import atomic_write_text
+from app.runtime.state import ServiceState
 
 log = logging.getLogger(__name__)
 
@@ -66,28 +66,28 @@ INTERRUPTED = (
 )
 
 
-class JobStore:
+class TrainingJobStore:
     """Job records as JSON files (atomic writes), one per job."""
 
     def __init__(self, folder: Path) -> None:
         """Records live in ``folder`` (made on first write)."""
         self.folder = folder
 
-    def save(self, job: JobStatus) -> None:
+    def save(self, job: TrainingJob) -> None:
         """Write one record."""
         try:
             atomic_write_text(self.folder / f"{job.job_id}.json", job.model_dump_json(indent=1))
         except OSError as e:  # a full disk must not kill the training: the record is in memory
             log.error("cannot record training job %s: %s", job.job_id, e)
 
-    def load_all(self) -> dict[str, JobStatus]:
+    def load_all(self) -> dict[str, TrainingJob]:
         """Every readable record, newest last (unreadable ones are logged and skipped)."""
-        jobs: list[JobStatus] = []
+        jobs: list[TrainingJob] = []
         if not self.folder.is_dir():
             return {}
         for path in self.folder.glob("*.json"):
             try:
-                jobs.append(JobStatus.model_validate(json.loads(path.read_text("utf-8"))))
+                jobs.append(TrainingJob.model_validate(json.loads(path.read_text("utf-8"))))
             except (OSError, ValueError) as e:
                 log.warning("skipping unreadable job record %s: %s", path.name, e)
         jobs.sort(key=lambda j: j.created_at)
@@ -96,7 +96,7 @@ class JobStore:
         return {j.job_id: j for j in jobs[-KEEP_JOBS:]}
 
 
-class JobManager:
+class TrainingJobs:
     """Holds job records (in memory and on disk); runs at most one training at a time."""
 
     def __init__(self, state: ServiceState) -> None:
@@ -106,8 +106,8 @@ class JobManager:
         ``interrupted``.
         """
         self.state = state
-        self.store = JobStore(state.settings.models_dir / JOBS_DIR)
-        self.jobs: dict[str, JobStatus] = self.store.load_all()
+        self.store = TrainingJobStore(state.settings.models_dir / JOBS_DIR)
+        self.jobs: dict[str, TrainingJob] = self.store.load_all()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._saved_at: dict[str, float] = {}
@@ -137,13 +137,13 @@ class JobManager:
         """Whether a job is queued or running."""
         return any(j.status in ("queued", "running") for j in self.jobs.values())
 
-    def submit(self, request: TrainRequest) -> JobStatus:
+    def submit(self, request: TrainRequest) -> TrainingJob:
         """Queue a job, or refuse with 409 when one is running."""
         path = resolve_dataset(self.state.settings.data_dir, request.dataset)
         with self._lock:
             if self.busy():
                 raise TrainingBusyError("a training job is already running; try again later")
-            job = JobStatus(
+            job = TrainingJob(
                 job_id=uuid.uuid4().hex[:12],
                 status="queued",
                 dataset=request.dataset,
@@ -157,7 +157,7 @@ class JobManager:
             self._thread.start()
         return job
 
-    def get(self, job_id: str) -> JobStatus:
+    def get(self, job_id: str) -> TrainingJob:
         """A job's record."""
         job = self.jobs.get(job_id)
         if job is None:

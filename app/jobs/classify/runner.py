@@ -13,13 +13,13 @@ import logging
 from collections.abc import Callable
 from concurrent.futures import Executor
 
-from app.api.schemas import PageResult
 from app.documents import Page, open_document
 from app.documents.thumbnails import thumbnail
 from app.features import OcrSettings
+from app.jobs.classify.store import JobFolder, JobSpec
 from app.models.predict import iter_featurised, verdicts_for
 from app.models.registry import ModelVersion
-from app.queue.store import JobFolder, JobSpec
+from app.results import PageResult
 
 log = logging.getLogger(__name__)
 

@@ -16,10 +16,10 @@ from typing import Any
 
 from app.config import Settings, get_settings, jobs_dir
 from app.errors import AppError
+from app.jobs.classify.engines import QUEUE_NAME, redis_connection
+from app.jobs.classify.runner import run_pages
+from app.jobs.classify.store import ClassifyJobStore
 from app.models.registry import ModelVersion, Registry
-from app.queue.engines import QUEUE_NAME, redis_connection
-from app.queue.runner import run_pages
-from app.queue.store import JobStore
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ def run_chunk(job_id: str, first: int, last: int, storage: str | None = None) ->
     rather than taking the job for cancelled.
     """
     settings = get_settings()
-    store = JobStore(jobs_dir(settings))
+    store = ClassifyJobStore(jobs_dir(settings))
     if storage is not None and store.storage_id() != storage:
         raise SharedStorageError(
             f"this worker does not see the API's jobs folder (its own is {store.root}): mount "

@@ -1,0 +1,1 @@
+"""Classification jobs (POST /jobs): store, engines, runner, rq tasks and their manager."""

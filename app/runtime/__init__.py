@@ -1,0 +1,1 @@
+"""What one running service keeps between requests: state, admission of pages, worker processes."""
