@@ -43,6 +43,11 @@ print("jobs OK:", b["result"]["label"], [p["label"] for p in b["result"]["pages"
 curl -fsS -X DELETE "$base/jobs/$id" -o /dev/null -w "DELETE %{http_code}\n"
 
 echo "== /train on data/smoke"
+# ./data is the container's /data (docker-compose.yml): write the small generated dataset there
+if [ ! -d data/smoke ]; then
+  if command -v poetry >/dev/null 2>&1; then poetry run python scripts/make_smoke_dataset.py data/smoke
+  else "${PROJECT_PYTHON:-.venv/bin/python}" scripts/make_smoke_dataset.py data/smoke; fi
+fi
 job=$(curl -fsS -H 'content-type: application/json' \
       -d '{"dataset": "smoke", "augment": false, "test_size": 0.4}' "$base/train")
 echo "$job"
