@@ -236,17 +236,7 @@ def filled_jobs_for(docs: list[Document], *, lang: str, timeout: float) -> list[
         if not pool:
             continue
         other = pool[int(doc.sha256[:8], 16) % len(pool)]
-        jobs.append(
-            Job(
-                path=doc.path,
-                sha256=doc.sha256,
-                variant=f"filled:{other.sha256}",
-                crop_body=False,
-                lang=lang,
-                timeout=timeout,
-                other=other.path,
-            )
-        )
+        jobs.append(Job.paired(doc, other, "filled", lang=lang, timeout=timeout))
     return jobs
 
 
@@ -284,17 +274,7 @@ def composite_jobs(docs: list[Document], *, lang: str, timeout: float) -> list[J
             continue
         other = pool[int(doc.sha256[:8], 16) % len(pool)]
         kind = "letterhead" if doc.label == "handwritten" else "signed"
-        jobs.append(
-            Job(
-                path=doc.path,
-                sha256=doc.sha256,
-                variant=f"{kind}:{other.sha256}",
-                crop_body=False,
-                lang=lang,
-                timeout=timeout,
-                other=other.path,
-            )
-        )
+        jobs.append(Job.paired(doc, other, kind, lang=lang, timeout=timeout))
     return jobs
 
 

@@ -51,7 +51,20 @@ class Job:
     timeout: float
     dpi: int = 200
     other: Path | None = None
-    """The second document of a composite variant (``letterhead``/``signed``)."""
+    """The second document of a composite variant (``letterhead``/``signed``/``filled``)."""
+
+    @classmethod
+    def paired(cls, doc: Document, other: Document, kind: str, *, lang: str, timeout: float) -> Job:
+        """A composite of ``doc`` and ``other``: the variant ``<kind>:<other's sha256>``."""
+        return cls(
+            path=doc.path,
+            sha256=doc.sha256,
+            variant=f"{kind}:{other.sha256}",
+            crop_body=False,
+            lang=lang,
+            timeout=timeout,
+            other=other.path,
+        )
 
     def settings_key(self) -> str:
         """What, besides the file and the variant, changes the features."""

@@ -82,17 +82,7 @@ def filled_jobs(
         jobs = []
         for k in range(min(per_pair, max(len(typed), len(hand)))):
             t, h = typed[k % len(typed)], hand[k % len(hand)]
-            jobs.append(
-                Job(
-                    path=t.path,
-                    sha256=t.sha256,
-                    variant=f"filled:{h.sha256}",
-                    crop_body=False,
-                    lang=lang,
-                    timeout=timeout,
-                    other=h.path,
-                )
-            )
+            jobs.append(Job.paired(t, h, "filled", lang=lang, timeout=timeout))
         out[pair] = jobs
     return out
 
