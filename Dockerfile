@@ -26,8 +26,8 @@ RUN /opt/poetry/bin/poetry export --only main --format requirements.txt --output
 FROM base
 COPY --from=deps /opt/venv /opt/venv
 RUN useradd --create-home --uid 1000 inkwell \
- && mkdir -p /data /models \
- && chown inkwell:inkwell /data /models
+ && mkdir -p /data /models /corrections \
+ && chown inkwell:inkwell /data /models /corrections
 WORKDIR /srv/inkwell
 COPY app ./app
 COPY models/default ./models/default
@@ -39,6 +39,7 @@ ENV PATH=/opt/venv/bin:$PATH \
     MPLCONFIGDIR=/tmp/matplotlib \
     INKWELL_DATA_DIR=/data \
     INKWELL_MODELS_DIR=/models \
+    INKWELL_CORRECTIONS_DIR=/corrections \
     INKWELL_DEFAULT_MODEL_DIR=/srv/inkwell/models/default \
     INKWELL_CACHE_DIR=/models/.cache
 USER inkwell

@@ -486,6 +486,77 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+# ------------------------------------------------------------------------------ corrections
+CORRECTION_LABELS = ("handwritten", "typed", "mixed")
+
+
+def _correction_rows(csv_path: Path) -> list[tuple[Path, int, str]]:
+    """``path,label[,page]`` rows of a corrections CSV, every one checked before any is kept."""
+    from app.errors import InputError
+
+    try:
+        with csv_path.open(newline="", encoding="utf-8") as fh:
+            reader = csv.DictReader(fh)
+            if not reader.fieldnames or not {"path", "label"} <= set(reader.fieldnames):
+                raise InputError(f"{csv_path} needs the columns path,label (and page)")
+            rows = list(reader)
+    except (OSError, UnicodeDecodeError, csv.Error) as e:
+        raise InputError(f"cannot read {csv_path}: {e}") from e
+    out: list[tuple[Path, int, str]] = []
+    problems: list[str] = []
+    for n, row in enumerate(rows, 2):
+        file = csv_path.parent / (row.get("path") or "").strip()
+        label = (row.get("label") or "").strip().lower()
+        page_text = (row.get("page") or "1").strip() or "1"
+        if not file.is_file():
+            problems.append(f"line {n}: no file {file}")
+        elif label not in CORRECTION_LABELS:
+            problems.append(f"line {n}: label must be one of {', '.join(CORRECTION_LABELS)}")
+        elif not page_text.isdigit() or int(page_text) < 1:
+            problems.append(f"line {n}: page must be a number from 1")
+        else:
+            out.append((file, int(page_text), label))
+    if problems:
+        raise InputError(f"{csv_path}: nothing kept; " + "; ".join(problems))
+    return out
+
+
+def cmd_corrections(args: argparse.Namespace, settings: Settings) -> int:
+    """Add corrections from a CSV, list them, or remove some (the service's store by default)."""
+    import hashlib
+
+    from app.config import corrections_dir
+    from app.corrections import CorrectionStore, read_page
+
+    store = CorrectionStore(Path(args.dir) if args.dir else corrections_dir(settings))
+    if args.action == "add":
+        rows = _correction_rows(Path(args.csv))
+        for file, page, label in rows:
+            rendered = read_page(
+                file,
+                page,
+                filename=file.name,
+                dpi=settings.render_dpi,
+                max_pages=max(settings.max_pages, settings.job_max_pages),
+                max_pixels=settings.max_image_pixels,
+                timeout=settings.pdf_timeout,
+            )
+            sha = hashlib.sha256(file.read_bytes()).hexdigest()
+            c = store.add(rendered, sha256=sha, filename=file.name, label=label)  # type: ignore[arg-type]  # checked against CORRECTION_LABELS above
+            _out(f"{c.id}  {c.label:<11}  {file} p{page}")
+        _out(f"{len(rows)} correction(s) kept in {store.root}")
+    elif args.action == "list":
+        items = store.all()
+        for c in items:
+            _out(f"{c.id}  {c.label:<11}  {c.filename or '-'} p{c.page}  {c.created_at}")
+        _out(f"{len(items)} correction(s) in {store.root}")
+    else:
+        for cid in args.ids:
+            store.remove(cid)
+            _out(f"removed {cid}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every sub-command."""
     parser = argparse.ArgumentParser(
@@ -603,6 +674,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--readme", help="README to update between the results markers")
     p.add_argument("--full", action="store_true", help="the whole report.md, not just the table")
     p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("corrections", help="pages with their right label, kept to train on")
+    p.add_argument("--dir", help="corrections folder (default: INKWELL_CORRECTIONS_DIR)")
+    csub = p.add_subparsers(dest="action", required=True)
+    c = csub.add_parser("add", help="add the pages a CSV names (path,label[,page])")
+    c.add_argument("csv", help="paths relative to the CSV; label handwritten, typed or mixed")
+    csub.add_parser("list", help="every correction")
+    c = csub.add_parser("remove", help="forget corrections by id (their images are deleted)")
+    c.add_argument("ids", nargs="+")
+    p.set_defaults(func=cmd_corrections)
 
     p = sub.add_parser("serve", help="run the HTTP service (uvicorn)")
     p.add_argument("--host", default="127.0.0.1")

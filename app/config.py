@@ -62,6 +62,11 @@ class Settings(BaseSettings):
         description="Uploads and results of /jobs; with rq, on storage every worker sees. "
         "Default: a .classify-jobs folder in models_dir.",
     )
+    corrections_dir: Path | None = Field(
+        default=None,
+        description="Pages users corrected (POST /corrections), a dataset /train can read. "
+        "Default: a corrections folder in data_dir (dataset name 'corrections').",
+    )
     job_ttl: float = Field(
         default=24 * 3600.0, gt=0, description="Seconds a finished job's results are kept."
     )
@@ -106,3 +111,8 @@ def page_window(settings: Settings) -> int:
 def jobs_dir(settings: Settings) -> Path:
     """Where /jobs keeps uploads and results."""
     return settings.jobs_dir or settings.models_dir / ".classify-jobs"
+
+
+def corrections_dir(settings: Settings) -> Path:
+    """Where corrected pages and their manifest are kept."""
+    return settings.corrections_dir or settings.data_dir / "corrections"

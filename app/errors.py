@@ -222,3 +222,25 @@ class QueueUnavailableError(AppError):
     exit_code = ExitCode.MISSING_DEPENDENCY
     http_status = HTTPStatus.SERVICE_UNAVAILABLE
     code = "queue_unavailable"
+
+
+class PageOutOfRangeError(InputError):
+    """A page number the document does not have."""
+
+    code = "page_out_of_range"
+
+
+class CorrectionNotFoundError(AppError):
+    """No correction with that id."""
+
+    exit_code = ExitCode.USAGE
+    http_status = HTTPStatus.NOT_FOUND
+    code = "correction_not_found"
+
+
+class StorageError(AppError):
+    """The service's own storage (the corrections folder) cannot be written."""
+
+    exit_code = ExitCode.INTERNAL
+    http_status = HTTPStatus.SERVICE_UNAVAILABLE
+    code = "storage_unavailable"

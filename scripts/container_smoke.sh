@@ -42,6 +42,13 @@ print("jobs OK:", b["result"]["label"], [p["label"] for p in b["result"]["pages"
 '
 curl -fsS -X DELETE "$base/jobs/$id" -o /dev/null -w "DELETE %{http_code}\n"
 
+echo "== /corrections (the corrections volume)"
+corr=$(curl -fsS -F file=@samples/typed_report.pdf -F page=2 -F label=handwritten "$base/corrections")
+echo "$corr"
+cid=$(echo "$corr" | $py -c 'import json,sys; c=json.load(sys.stdin); assert c["label"]=="handwritten" and c["page"]==2, c; print(c["id"])')
+curl -fsS "$base/corrections" | $py -c 'import json,sys; b=json.load(sys.stdin); assert b["dataset"]=="corrections" and b["folder"]=="/corrections" and b["count"]>=1, b; print("corrections OK:", b["count"], "kept in", b["folder"])'
+curl -fsS -X DELETE "$base/corrections/$cid" -o /dev/null -w "DELETE %{http_code}\n"
+
 echo "== /train on data/smoke"
 # ./data is the container's /data (docker-compose.yml): write the small generated dataset there
 if [ ! -d data/smoke ]; then

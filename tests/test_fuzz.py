@@ -37,6 +37,19 @@ CONFIG = {
             },
         },
         {
+            "include-path": "/corrections",  # the same upload, and a page it may not have
+            "checks": {
+                "positive_data_acceptance": {
+                    "expected-statuses": ["2xx", "400", "404", "413", "415", "422", "503", "504"]
+                }
+            },
+        },
+        {
+            # a schema cannot say which pages a job has, nor that a line box lies in the page
+            "include-path": "/jobs/{job_id}/pages/{page}/correction",
+            "checks": {"positive_data_acceptance": {"expected-statuses": ["2xx", "404", "422"]}},
+        },
+        {
             "include-path": "/jobs",  # POST /jobs takes the same upload as /classify
             "checks": {
                 "positive_data_acceptance": {

@@ -35,7 +35,8 @@ def test_index_is_served_offline(settings: Settings) -> None:
 
 
 @pytest.fixture
-def live_server(settings: Settings) -> Iterator[str]:
+def live_server(settings: Settings, tmp_path: Path) -> Iterator[str]:
+    settings = settings.model_copy(update={"corrections_dir": tmp_path / "corrections"})
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -126,6 +127,20 @@ def test_upload_page_shows_verdicts_in_chromium(live_server: str, tmp_path: Path
         assert full["title"].startswith("Page 1:")
         driver.find_element(By.ID, "viewer-close").click()
         wait.until(lambda d: not d.execute_script("return document.getElementById('viewer').open"))
+
+        # a wrong verdict is corrected in one click, and listed
+        label = cards[0].get_attribute("data-label")
+        other = next(x for x in ("handwritten", "typed", "mixed") if x != label)
+        cards[0].find_element(By.CSS_SELECTOR, f".fix button[data-label='{other}']").click()
+        wait.until(ec.text_to_be_present_in_element((By.CSS_SELECTOR, ".page .done"), other))
+        wait.until(ec.text_to_be_present_in_element((By.ID, "corrections-count"), "1"))
+        item = driver.find_element(By.CSS_SELECTOR, "#corrections-list li")
+        assert "typed_script_font_and_report.pdf, page 1" in item.text and other in item.text
+        manifest = tmp_path / "corrections" / "manifest.csv"
+        assert f",{other},corrections," in manifest.read_text(encoding="utf-8")
+        item.find_element(By.TAG_NAME, "button").click()  # remove
+        wait.until(ec.text_to_be_present_in_element((By.ID, "corrections-count"), "0"))
+        assert manifest.read_text(encoding="utf-8").count("\n") == 1  # the header alone
 
         # a bad file is reported plainly, not as a crash
         bad = tmp_path / "notes.pdf"

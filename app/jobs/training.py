@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from app.config import corrections_dir
 from app.errors import (
     AppError,
     DatasetNotFoundError,
@@ -31,6 +32,9 @@ from app.models.registry import atomic_write_text
 from app.runtime.state import ServiceState
 
 log = logging.getLogger(__name__)
+
+CORRECTIONS_DATASET = "corrections"
+"""The dataset name of the service's corrections store (``INKWELL_CORRECTIONS_DIR``)."""
 
 
 def resolve_dataset(data_dir: Path, dataset: str) -> Path:
@@ -139,7 +143,14 @@ class TrainingJobs:
 
     def submit(self, request: TrainRequest) -> TrainingJob:
         """Queue a job, or refuse with 409 when one is running."""
-        path = resolve_dataset(self.state.settings.data_dir, request.dataset)
+        settings = self.state.settings
+        if request.dataset == CORRECTIONS_DATASET:  # the service's own corrections, wherever kept
+            path = corrections_dir(settings)
+            if not (path / "manifest.csv").is_file():
+                raise DatasetNotFoundError("no corrections yet (POST /corrections adds some)")
+            path = path / "manifest.csv"
+        else:
+            path = resolve_dataset(settings.data_dir, request.dataset)
         with self._lock:
             if self.busy():
                 raise TrainingBusyError("a training job is already running; try again later")
