@@ -22,9 +22,7 @@ import csv
 import fcntl
 import io
 import json
-import os
 import re
-import tempfile
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -38,7 +36,7 @@ from pydantic import BaseModel, Field
 
 from app.documents import Page, open_document
 from app.errors import CorrectionNotFoundError, InputError, PageOutOfRangeError, StorageError
-from app.models.registry import atomic_write_text
+from app.models.registry import atomic_write_bytes, atomic_write_text
 
 SOURCE = "corrections"
 FIELDS = [
@@ -130,21 +128,6 @@ def _png(page: Page) -> bytes:
     else:
         image.save(buf, format="PNG")
     return buf.getvalue()
-
-
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        Path(tmp).chmod(0o644)
-        Path(tmp).replace(path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 class CorrectionStore:
@@ -243,7 +226,7 @@ class CorrectionStore:
             "created_at": datetime.now(UTC).isoformat(timespec="microseconds"),
         }
         with self._locked():
-            _atomic_write_bytes(self.root / rel, _png(page))
+            atomic_write_bytes(self.root / rel, _png(page))
             rows = [r for r in self._rows() if r["id"] != cid]
             self._write_rows([*rows, row])
         return self._record(row)
