@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from pathlib import Path as FsPath
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Path, Response, status
-from pydantic import BaseModel, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, Field
 
 from app.api.deps import ClassifyJobsDep, StateDep
 from app.api.routes.classify import UPLOAD_ERRORS, UploadField, spool, upload_dir
@@ -22,13 +21,12 @@ from app.corrections import (
     PageLabel,
     read_page,
 )
-from app.errors import InputError, JobNotFoundError, PageNotFoundError
+from app.errors import JobNotFoundError, PageNotFoundError
 from app.jobs.training import CORRECTIONS_DATASET
 
 router = APIRouter(tags=["corrections"])
 
 CORRECTION_ID = Path(pattern=ID_PATTERN, description="the id POST /corrections answered")
-_LINES = TypeAdapter(list[LineCorrection])
 
 
 class CorrectionList(BaseModel):
@@ -46,18 +44,6 @@ def store_of(state: StateDep) -> CorrectionStore:
 
 
 StoreDep = Annotated[CorrectionStore, Depends(store_of)]
-
-
-def _lines(text: str | None) -> list[LineCorrection] | None:
-    if not text:
-        return None
-    try:
-        return _LINES.validate_python(json.loads(text))
-    except (ValueError, ValidationError) as e:
-        raise InputError(
-            f"lines must be a JSON list of {{'bbox': [x0, y0, x1, y1], 'label': "
-            f"'handwritten'|'typed'}}: {e}"
-        ) from e
 
 
 @router.post(
@@ -79,22 +65,14 @@ async def add_correction(
     file: UploadField,
     label: Annotated[PageLabel, Form(description="what the page is, by the label rule")],
     page: Annotated[int, Form(ge=1, le=1_000_000, description="1-based page number")] = 1,
-    lines: Annotated[
-        str | None,
-        Form(
-            description="optional JSON list of line boxes with their right verdict: "
-            '[{"bbox": [x0, y0, x1, y1], "label": "handwritten"}]'
-        ),
-    ] = None,
 ) -> Correction:
     """Keep the page (as rendered for classification) with its right label.
 
     ``file`` is the document as sent to ``/classify``. Correcting a page again replaces its
     label. Only pages sent here are kept; ``POST /train`` reads them as the dataset
-    ``corrections``.
+    ``corrections``. (Line verdicts go with a page of a /jobs result, in JSON.)
     """
     settings = state.settings
-    boxes = _lines(lines)
     source, sha256 = await spool(file, settings.max_upload_bytes, tmp)
     rendered = await asyncio.to_thread(
         read_page,
@@ -107,7 +85,7 @@ async def add_correction(
         timeout=settings.pdf_timeout,
     )
     correction = await asyncio.to_thread(
-        store.add, rendered, sha256=sha256, filename=file.filename, label=label, lines=boxes
+        store.add, rendered, sha256=sha256, filename=file.filename, label=label
     )
     response.headers["Location"] = f"/corrections/{correction.id}"
     return correction
