@@ -22,6 +22,7 @@ import csv
 import fcntl
 import io
 import json
+import logging
 import re
 import threading
 from collections.abc import Iterator
@@ -37,6 +38,7 @@ from pydantic import BaseModel, Field
 from app.documents import Page, open_document
 from app.errors import CorrectionNotFoundError, InputError, PageOutOfRangeError, StorageError
 from app.models.registry import atomic_write_bytes, atomic_write_text
+from app.training.dataset import normalise_label
 
 SOURCE = "corrections"
 FIELDS = [
@@ -57,6 +59,7 @@ PageLabel = Literal["handwritten", "typed", "mixed"]
 LineLabel = Literal["handwritten", "typed"]
 
 _THREAD_LOCK = threading.Lock()
+log = logging.getLogger(__name__)
 
 
 class LineCorrection(BaseModel):
@@ -153,43 +156,51 @@ class CorrectionStore:
             raise StorageError(f"cannot write the corrections folder {self.root}: {e}") from e
 
     def _rows(self) -> list[dict[str, str]]:
+        """The manifest's rows as written (a row edited by hand is kept as it is)."""
         if not self.manifest.is_file():
             return []
-        with self.manifest.open(newline="", encoding="utf-8") as fh:
-            return list(csv.DictReader(fh))
+        try:
+            with self.manifest.open(newline="", encoding="utf-8") as fh:
+                return [{k: v or "" for k, v in row.items() if k} for row in csv.DictReader(fh)]
+        except (OSError, UnicodeDecodeError, csv.Error) as e:
+            raise StorageError(f"cannot read {self.manifest}: {e}") from e
 
     def _write_rows(self, rows: list[dict[str, str]]) -> None:
         buf = io.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=FIELDS, lineterminator="\n")
+        writer = csv.DictWriter(buf, fieldnames=FIELDS, lineterminator="\n", extrasaction="ignore")
         writer.writeheader()
-        writer.writerows(sorted(rows, key=lambda r: r["created_at"] + r["id"]))
+        writer.writerows(sorted(rows, key=lambda r: r.get("created_at", "") + r.get("id", "")))
         atomic_write_text(self.manifest, buf.getvalue())
 
     @staticmethod
-    def _record(row: dict[str, str]) -> Correction:
-        lines = json.loads(row["lines"]) if row.get("lines") else None
-        return Correction(
-            id=row["id"],
-            label=row["label"],
-            page=int(row["page"]),
-            document_sha256=row["group"],
-            filename=row.get("filename") or None,
-            path=row["path"],
-            source=row["source"],
-            group=row["group"],
-            lines=lines,
-            created_at=row["created_at"],
-        )
+    def _record(row: dict[str, str]) -> Correction | None:
+        """The correction of a row; None (logged) for a row that is not one (edited by hand)."""
+        try:
+            return Correction(
+                id=row["id"],
+                label=normalise_label(row["label"]) or row["label"],
+                page=int(row["page"]),
+                document_sha256=row["group"],
+                filename=row.get("filename") or None,
+                path=row["path"],
+                source=row["source"],
+                group=row["group"],
+                lines=json.loads(row["lines"]) if row.get("lines") else None,
+                created_at=row["created_at"],
+            )
+        except (KeyError, ValueError) as e:  # ValidationError is a ValueError
+            log.warning("corrections manifest: row %s left out: %s", row.get("id") or "?", e)
+            return None
 
     def all(self) -> list[Correction]:
-        """Every correction, oldest first."""
-        return [self._record(r) for r in self._rows()]
+        """Every correction in the manifest's order (rows that are not one: left out, kept)."""
+        return [c for c in map(self._record, self._rows()) if c is not None]
 
     def get(self, correction_id: str) -> Correction:
         """One correction (CorrectionNotFoundError if there is none with that id)."""
-        for row in self._rows():
-            if row["id"] == correction_id:
-                return self._record(row)
+        for c in self.all():
+            if c.id == correction_id:
+                return c
         raise CorrectionNotFoundError(f"no correction '{correction_id}'")
 
     def add(
@@ -227,18 +238,21 @@ class CorrectionStore:
         }
         with self._locked():
             atomic_write_bytes(self.root / rel, _png(page))
-            rows = [r for r in self._rows() if r["id"] != cid]
+            rows = [r for r in self._rows() if r.get("id") != cid]
             self._write_rows([*rows, row])
-        return self._record(row)
+        made = self._record(row)
+        assert made is not None
+        return made
 
     def remove(self, correction_id: str) -> None:
         """Forget a correction: its row, then its image."""
         with self._locked():
             rows = self._rows()
-            keep = [r for r in rows if r["id"] != correction_id]
+            keep = [r for r in rows if r.get("id") != correction_id]
             if len(keep) == len(rows):
                 raise CorrectionNotFoundError(f"no correction '{correction_id}'")
-            gone = [r for r in rows if r["id"] == correction_id]
+            gone = [r for r in rows if r.get("id") == correction_id]
             self._write_rows(keep)
             for r in gone:
-                (self.root / r["path"]).unlink(missing_ok=True)
+                if r.get("path"):
+                    (self.root / r["path"]).unlink(missing_ok=True)

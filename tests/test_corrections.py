@@ -250,3 +250,27 @@ def test_cli_adds_corrections_from_a_csv(
     assert len(CorrectionStore(store_dir).all()) == 1
     assert main(["corrections", "--dir", str(store_dir), "remove", items[0].id]) == 2
     assert main(["corrections", "--dir", str(store_dir), "add", str(tmp_path / "no.csv")]) == 3
+
+
+def test_a_manifest_edited_by_hand_never_breaks_the_listing_and_is_kept(tmp_path: Path) -> None:
+    store = CorrectionStore(tmp_path / "corrections")
+    img = np.full((40, 60), 255, dtype=np.uint8)
+    first = store.add(
+        Page(image=img, number=1, dpi=100.0), sha256="a" * 64, filename="a.png", label="typed"
+    )
+    with store.manifest.open("a", encoding="utf-8") as fh:  # a user's own rows and a typo
+        fh.write("pages/x.png,Handwritten,corrections,g1,,x-p1,x.png,1,,2026-01-01\n")
+        fh.write("pages/y.png,perhaps,corrections,g2,,y-p1,y.png,1,,2026-01-02\n")
+    items = store.all()
+    assert sorted((c.id, c.label) for c in items) == [
+        (first.id, "typed"),
+        ("x-p1", "handwritten"),
+    ]
+    store.add(
+        Page(image=img, number=2, dpi=100.0), sha256="b" * 64, filename="b.png", label="mixed"
+    )
+    text = store.manifest.read_text(encoding="utf-8")
+    assert "perhaps" in text and "Handwritten" in text  # rows it cannot read are kept as written
+    store.remove("y-p1")  # and can still be removed
+    assert "perhaps" not in store.manifest.read_text(encoding="utf-8")
+    assert len(store.all()) == 3
