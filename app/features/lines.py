@@ -88,11 +88,6 @@ class LineInfo:
     bbox: tuple[int, int, int, int]
     features: tuple[float, ...]
 
-    @property
-    def area(self) -> int:
-        """Box area in original pixels."""
-        return max(0, self.bbox[2] - self.bbox[0]) * max(0, self.bbox[3] - self.bbox[1])
-
 
 def _cv(values: np.ndarray) -> float:
     if values.size < 2 or values.mean() <= 0:

@@ -29,6 +29,7 @@ from app.models.verdict import (
     LABEL_TYPED,
     Fragments,
     VerdictRule,
+    page_share,
 )
 
 LABEL_EMPTY = "empty"
@@ -155,10 +156,7 @@ def _lines(
         )
         for i, q in zip(infos, p, strict=True)
     ]
-    areas = np.array([i.area for i in infos], dtype=np.float64)
-    total = float(areas.sum())
-    share = float(areas[p >= 0.5].sum() / total) if total > 0 else 0.0
-    return merge_row_verdicts(verdicts), share, (boxes, p)
+    return merge_row_verdicts(verdicts), page_share((boxes, p)), (boxes, p)
 
 
 def iter_featurised(

@@ -52,6 +52,20 @@ Fragments = tuple[np.ndarray, np.ndarray]
 """A page's text fragments: (n, 4) boxes and (n,) probabilities that each is handwritten."""
 
 
+def page_share(frags: Fragments | None) -> float:
+    """Handwritten share of a page's fragment box area (NaN: no fragment).
+
+    The one definition: serving (:mod:`app.models.predict`) and training (out-of-fold shares)
+    both use it.
+    """
+    if frags is None or frags[0].shape[0] == 0:
+        return float("nan")
+    boxes, p = frags
+    area = np.maximum(boxes[:, 2] - boxes[:, 0], 0) * np.maximum(boxes[:, 3] - boxes[:, 1], 0)
+    total = float(area.sum())
+    return float(area[p >= 0.5].sum() / total) if total > 0 else 0.0
+
+
 @dataclass(frozen=True)
 class VerdictRule:
     """``handwritten`` iff ``a logit(p) + b logit(share) + c >= 0``, unless ``mixed`` says so."""

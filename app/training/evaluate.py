@@ -13,7 +13,7 @@ from app.features import FEATURE_NAMES
 from app.features.cache import FeatureCache
 from app.features.lines import LINE_MODEL_FEATURES
 from app.models.registry import ModelVersion, atomic_write_text
-from app.models.verdict import labels_of
+from app.models.verdict import labels_of, page_share
 from app.training.corpus import (
     LABEL_CODE,
     Corpus,
@@ -25,7 +25,7 @@ from app.training.corpus import (
 )
 from app.training.dataset import Document, discover
 from app.training.featurize import ProgressFn, featurize, jobs_for
-from app.training.fold import FitOptions, page_share
+from app.training.fold import FitOptions
 from app.training.loso import ablation_table, final_label_counts, loso_table, run_loso
 from app.training.metrics import classification_metrics
 from app.training.train import (

@@ -38,7 +38,7 @@ from app.models.mixed import (
     choose_threshold,
     fit_detector,
 )
-from app.models.verdict import Fragments, VerdictRule, fit_rule, labels_of
+from app.models.verdict import Fragments, VerdictRule, fit_rule, labels_of, page_share
 from app.training.corpus import LABEL_CODE, Corpus, PageKey, PageLines, Rows
 from app.training.dataset import PURE_LABELS
 from app.training.lines import LINE_PARAMS, LineRows
@@ -363,16 +363,6 @@ def fit_fold(corpus: Corpus, train_docs: set[str], opts: FitOptions) -> FoldMode
         train_sources=sorted(set(rows.sources.tolist())),
         mixed=mixed_data,
     )
-
-
-def page_share(frags: Fragments | None) -> float:
-    """Handwritten share of a page's fragment area (NaN: no fragment)."""
-    if frags is None or frags[0].shape[0] == 0:
-        return float("nan")
-    boxes, p = frags
-    area = np.maximum(boxes[:, 2] - boxes[:, 0], 0) * np.maximum(boxes[:, 3] - boxes[:, 1], 0)
-    total = float(area.sum())
-    return float(area[p >= 0.5].sum() / total) if total > 0 else 0.0
 
 
 def _units(corpus: Corpus, train_docs: set[str]) -> dict[str, str]:
