@@ -15,7 +15,7 @@ from typing import Any
 
 from app import __version__
 from app.config import Settings, get_settings
-from app.errors import AppError, ExitCode, WorkerCrashedError
+from app.errors import AppError, DatasetError, ExitCode, WorkerCrashedError
 from app.processes import worker_pool
 
 log = logging.getLogger("app")
@@ -244,6 +244,10 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
     from app.training.report import results_table
     from app.training.train import TrainConfig, train
 
+    if args.base:
+        return _train_extended(args, settings)
+    if args.exclude_source or args.allow_base_drop or args.user_weight is not None:
+        raise AppError("--exclude-source, --user-weight and --allow-base-drop need --base")
     cfg = TrainConfig(
         loso=args.loso,
         composites=args.composites,
@@ -276,6 +280,51 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
         _out(loso_table(result.report["loso"]))
     if args.activate:
         Registry(out, settings.default_model_dir).activate(result.version_id)
+        _out(f"activated {result.version_id}")
+    return 0
+
+
+def _train_extended(args: argparse.Namespace, settings: Settings) -> int:
+    """Train on a version's base features plus ``--data``; activate only past the guard."""
+    from app.models.registry import Registry
+    from app.training.extend import USER_WEIGHT, ExtendConfig, train_extended
+    from app.training.featurize import ProgressBar
+
+    out = Path(args.out) if args.out else settings.models_dir
+    registry = Registry(out, settings.default_model_dir)
+    base = Path(args.base)
+    base_dir = base if base.is_dir() else registry.folder(args.base)
+    cfg = ExtendConfig(
+        algorithms=tuple(a.strip() for a in args.algorithms.split(",") if a.strip()),
+        seed=args.seed,
+        user_weight=args.user_weight if args.user_weight is not None else USER_WEIGHT,
+        exclude_sources=tuple(args.exclude_source or ()),
+        augment=not args.no_augment,
+        loso_progress=ProgressBar("leave-one-source-out folds on the base"),
+        lang=args.lang or settings.ocr_lang,
+        ocr_timeout=settings.ocr_timeout,
+        workers=args.jobs or settings.workers,
+        threads=args.jobs or settings.workers,
+    )
+    result = train_extended(
+        Path(args.data),
+        base_dir=base_dir,
+        out_dir=out,
+        cache_dir=None if args.no_cache else settings.cache_dir,
+        cfg=cfg,
+        version_id=args.version,
+        progress=ProgressBar("features"),
+    )
+    _out(f"model version {result.version_id} written to {result.path}")
+    _out((result.path / "report.md").read_text(encoding="utf-8"))
+    if args.activate:
+        guard = result.report["guard"]
+        if not guard["passed"] and not args.allow_base_drop:
+            raise DatasetError(
+                f"{result.version_id} not activated: {guard['reason']} "
+                "(--allow-base-drop activates it anyway)"
+            )
+        registry.activate(result.version_id)
         _out(f"activated {result.version_id}")
     return 0
 
@@ -379,6 +428,46 @@ def _evaluate_where(args: argparse.Namespace, settings: Settings) -> int:
 
 
 # ---------------------------------------------------------------------------- features
+def cmd_base_features(args: argparse.Namespace, settings: Settings) -> int:
+    """Write a trained version's base features from the dataset it was trained on."""
+    import json
+
+    from app.features.cache import FeatureCache
+    from app.training.basepack import PACK_FILE, loso_pages_from_csv, write_pack
+    from app.training.corpus import corpus_jobs
+    from app.training.dataset import discover
+    from app.training.featurize import ProgressBar, featurize
+
+    folder = Path(args.model)
+    meta = json.loads((folder / "metadata.json").read_text(encoding="utf-8"))
+    dataset = discover(Path(args.data))
+    if meta.get("training_manifest_sha256") != dataset.manifest_hash():
+        raise DatasetError(f"{folder} was not trained on {args.data} (its manifest hash differs)")
+    lang = meta.get("ocr_lang", settings.ocr_lang)
+    jobs = corpus_jobs(dataset.documents, lang=lang, timeout=settings.ocr_timeout, robust=False)
+    results, failures = featurize(
+        [j for js in jobs.values() for j in js],
+        cache=FeatureCache(settings.cache_dir),
+        workers=args.jobs or settings.workers,
+        progress=ProgressBar("features"),
+    )
+    for path, reason in failures:
+        _out(f"skipped {path}: {reason}")
+    loso_csv = folder / "loso_pages.csv"
+    size = write_pack(
+        folder / PACK_FILE,
+        dataset.documents,
+        jobs,
+        results,
+        lang=lang,
+        version=str(meta.get("id", folder.name)),
+        loso=loso_pages_from_csv(loso_csv) if loso_csv.is_file() else None,
+        loso_algorithm=meta.get("default_algorithm"),
+    )
+    _out(f"{folder / PACK_FILE}: {len(dataset.documents)} documents, {size / 1e6:.1f} MB")
+    return 0
+
+
 def cmd_features(args: argparse.Namespace, settings: Settings) -> int:
     """Extract features of a dataset to CSV."""
     from app.features import FEATURE_NAMES
@@ -611,6 +700,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--no-cache", action="store_true")
     p.add_argument("--activate", action="store_true", help="make the new version the active one")
+    p.add_argument(
+        "--base",
+        metavar="VERSION",
+        help="train on this version's base features (its training pages, as numbers) plus "
+        "--data's pages, which weigh as --user-weight base sources; the base's "
+        "leave-one-source-out figures are measured again and guard --activate",
+    )
+    p.add_argument("--user-weight", type=float, help="with --base: default 5")
+    p.add_argument(
+        "--exclude-source",
+        action="append",
+        metavar="SOURCE",
+        help="with --base: leave this base source out (repeatable)",
+    )
+    p.add_argument(
+        "--allow-base-drop",
+        action="store_true",
+        help="with --base --activate: activate even when the base figures fell by over a point",
+    )
     p.add_argument("--lang")
     p.add_argument("--jobs", type=int)
     p.set_defaults(func=cmd_train)
@@ -661,6 +769,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lang")
     p.add_argument("--jobs", type=int)
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser(
+        "base-features",
+        help="write a version's base features (to retrain on) from the dataset it was trained on",
+    )
+    p.add_argument("--data", required=True, help="the manifest.csv or folder it was trained on")
+    p.add_argument("--model", required=True, help="the version's folder")
+    p.add_argument("--jobs", type=int)
+    p.set_defaults(func=cmd_base_features)
 
     p = sub.add_parser("features", help="extract features of a dataset to CSV")
     p.add_argument("data")

@@ -156,6 +156,13 @@ class DatasetNotFoundError(DatasetError):
     code = "dataset_not_found"
 
 
+class NoBaseFeaturesError(DatasetError):
+    """The version named as a base carries no base features to train on."""
+
+    http_status = HTTPStatus.CONFLICT
+    code = "no_base_features"
+
+
 class PathNotAllowedError(DatasetError):
     """A dataset path points outside the data directory."""
 

@@ -9,7 +9,7 @@ import pytest
 
 from app.config import Settings
 from app.training.train import TrainConfig, TrainResult, train
-from tests.helpers import fonts_available, make_folder_dataset
+from tests.helpers import fonts_available, make_folder_dataset, make_manifest_dataset
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "samples"
@@ -33,6 +33,14 @@ def tiny_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if not fonts_available():
         pytest.skip("fonts needed to generate the tiny dataset are not installed")
     return make_folder_dataset(tmp_path_factory.mktemp("tiny") / "data" / "tiny")
+
+
+@pytest.fixture(scope="session")
+def multi_source(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A manifest over five generated sources (two typed, two handwritten, one mixed)."""
+    if not fonts_available():
+        pytest.skip("fonts needed to generate the multi-source dataset are not installed")
+    return make_manifest_dataset(tmp_path_factory.mktemp("multi"))
 
 
 @pytest.fixture(scope="session")

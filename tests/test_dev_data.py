@@ -118,9 +118,9 @@ def test_readme_results_are_the_reports() -> None:
     assert block.strip() in readme, "README results are stale: run python -m app report --readme"
 
 
-@pytest.mark.parametrize("name", ["where.md", "ablation.md"])
+@pytest.mark.parametrize("name", ["where.md", "ablation.md", "corrections_e2e.md"])
 def test_readme_evaluation_tables_are_the_commands_outputs(name: str) -> None:
-    """The where and ablation tables are pasted from their commands' files, never typed."""
+    """The where, ablation and corrections tables are pasted from their commands' files."""
     table = (DEFAULT / name).read_text(encoding="utf-8").strip()
     assert table in (ROOT / "README.md").read_text(encoding="utf-8"), f"README lacks {name}"
 

@@ -18,7 +18,6 @@ from app.training.evaluate import loso_evaluate
 from app.training.fold import FitOptions, source_weights
 from app.training.loso import loso_table
 from tests.conftest import needs_fonts, needs_tesseract
-from tests.helpers import make_manifest_dataset
 
 SMALL = FitOptions(
     grids={
@@ -36,15 +35,6 @@ def test_source_weights_make_a_source_the_unit() -> None:
     assert w[sources == "big"].sum() == pytest.approx(w[sources == "small"].sum())
     assert w[sources == "h1"].sum() == pytest.approx(w[sources == "h2"].sum())
     assert w[y == 0].sum() == pytest.approx(w[y == 1].sum())
-
-
-@pytest.fixture(scope="session")
-def multi_source(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from tests.helpers import fonts_available
-
-    if not fonts_available():
-        pytest.skip("fonts needed to generate the multi-source dataset are not installed")
-    return make_manifest_dataset(tmp_path_factory.mktemp("multi"))
 
 
 @pytest.fixture(scope="session")

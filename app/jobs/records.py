@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from app.results import ClassifyResponse, DocumentInfo
 
@@ -19,7 +19,8 @@ class TrainRequest(BaseModel):
     model_config = ConfigDict(
         json_schema_extra={
             "examples": [
-                {"dataset": "mydocs", "algorithms": ["catboost", "svm"], "activate": False}
+                {"dataset": "mydocs", "algorithms": ["catboost", "svm"], "activate": False},
+                {"dataset": "corrections", "base": "default", "activate": True},
             ]
         }
     )
@@ -41,6 +42,39 @@ class TrainRequest(BaseModel):
         description="also evaluate leave-one-source-out (needs at least 3 sources; one fit "
         "per source): the metrics then hold a `loso` entry per algorithm",
     )
+    base: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=64,
+        description="a model version id (`default`: the shipped model) whose training pages' "
+        "features to train on together with the dataset's pages; the dataset's pages join them "
+        "as sources of their own (`user:<source>`). The base's leave-one-source-out figures are "
+        "measured again and compared with the base version's (one fit per base source)",
+    )
+    user_weight: float = Field(
+        default=5.0,
+        gt=0,
+        le=100,
+        description="with base: the dataset's pages weigh as much as this many base sources",
+    )
+    exclude_sources: list[str] = Field(
+        default_factory=list,
+        max_length=100,
+        description="with base: base sources left out altogether",
+    )
+    allow_base_drop: bool = Field(
+        default=False,
+        description="with base and activate: activate even when the base's figures fell by more "
+        "than one point (by default such a version is written but not activated)",
+    )
+
+    @model_validator(mode="after")
+    def _base_options_need_base(self) -> TrainRequest:
+        if self.base is None and (
+            self.exclude_sources or self.allow_base_drop or self.user_weight != 5.0
+        ):
+            raise ValueError("user_weight, exclude_sources and allow_base_drop need a base")
+        return self
 
 
 class TrainingJob(BaseModel):
@@ -55,6 +89,11 @@ class TrainingJob(BaseModel):
     progress: dict[str, int] = Field(default_factory=dict, description="pages featurised / total")
     dataset: str
     version_id: str | None = None
+    activated: bool | None = Field(
+        default=None,
+        description="whether the new version was made the active one (with base: only when "
+        "the guard passed or allow_base_drop was given)",
+    )
     error: str | None = None
     metrics: dict[str, Any] | None = None
     created_at: str

@@ -21,8 +21,10 @@ from typing import Any
 from app.config import corrections_dir
 from app.errors import (
     AppError,
+    DatasetError,
     DatasetNotFoundError,
     JobNotFoundError,
+    NoBaseFeaturesError,
     PathNotAllowedError,
     TrainingBusyError,
     TrainingInterruptedError,
@@ -151,6 +153,7 @@ class TrainingJobs:
             path = path / "manifest.csv"
         else:
             path = resolve_dataset(settings.data_dir, request.dataset)
+        base_dir = self._base_dir(request)
         with self._lock:
             if self.busy():
                 raise TrainingBusyError("a training job is already running; try again later")
@@ -163,10 +166,31 @@ class TrainingJobs:
             self.jobs[job.job_id] = job
             self.store.save(job)
             self._thread = threading.Thread(
-                target=self._run, args=(job.job_id, path, request), daemon=True
+                target=self._run, args=(job.job_id, path, request, base_dir), daemon=True
             )
             self._thread.start()
         return job
+
+    def _base_dir(self, request: TrainRequest) -> Path | None:
+        """The folder of the requested base version, refused now rather than in the job."""
+        if request.base is None:
+            return None
+        from app.training.basepack import PACK_FILE, pack_sources  # noqa: PLC0415 - kept lazy
+
+        folder = self.state.registry.folder(request.base)
+        if not (folder / PACK_FILE).is_file():
+            raise NoBaseFeaturesError(
+                f"model version {request.base!r} carries no base features ({PACK_FILE}); "
+                "retrain it, or name another base"
+            )
+        if request.exclude_sources:
+            unknown = set(request.exclude_sources) - set(pack_sources(folder / PACK_FILE))
+            if unknown:
+                raise DatasetError(
+                    f"the base {request.base!r} has no source {', '.join(sorted(unknown))} "
+                    "to leave out"
+                )
+        return folder
 
     def get(self, job_id: str) -> TrainingJob:
         """A job's record."""
@@ -204,13 +228,83 @@ class TrainingJobs:
         self._check_stop()
         self._update(job_id, stage=stage)
 
-    def _run(self, job_id: str, path: Path, request: TrainRequest) -> None:
+    def _run(self, job_id: str, path: Path, request: TrainRequest, base_dir: Path | None) -> None:
+        self._update(job_id, status="running", stage="starting")
+        try:
+            if base_dir is None:
+                version_id, metrics, may_activate = self._train(job_id, path, request)
+            else:
+                version_id, metrics, may_activate = self._extend(job_id, path, request, base_dir)
+            activated = request.activate and may_activate
+            if activated:
+                self.state.set_active(version_id)
+            self._update(
+                job_id,
+                status="succeeded",
+                stage="done",
+                version_id=version_id,
+                activated=activated,
+                metrics=metrics,
+                finished_at=_now(),
+            )
+        except AppError as e:
+            log.warning("training job %s failed: %s", job_id, e.message)
+            self._update(job_id, status="failed", error=e.message, finished_at=_now())
+        except Exception as e:
+            log.exception("training job %s crashed", job_id)
+            self._update(job_id, status="failed", error=f"internal error: {e}", finished_at=_now())
+
+    def _extend(
+        self, job_id: str, path: Path, request: TrainRequest, base_dir: Path
+    ) -> tuple[str, dict[str, Any], bool]:
+        """Train on the base's features plus the dataset; may it be activated (the guard)?"""
+        from app.training.extend import ExtendConfig, train_extended  # noqa: PLC0415 - see _train
+
+        settings = self.state.settings
+        cfg = ExtendConfig(
+            algorithms=tuple(request.algorithms),
+            seed=request.seed,
+            user_weight=request.user_weight,
+            exclude_sources=tuple(request.exclude_sources),
+            augment=request.augment,
+            loso_progress=lambda done, total: self._stage(
+                job_id, f"leave-one-source-out on the base: {done} of {total} folds"
+            ),
+            lang=settings.ocr_lang,
+            ocr_timeout=settings.ocr_timeout,
+            workers=settings.workers,
+            threads=settings.workers,
+        )
+        result = train_extended(
+            path,
+            base_dir=base_dir,
+            out_dir=settings.models_dir,
+            cache_dir=settings.cache_dir,
+            cfg=cfg,
+            progress=lambda done, total: self._progress(job_id, done, total),
+            on_stage=lambda s: self._stage(job_id, s),
+        )
+        report = result.report
+        metrics = {"base": report["base"], "user": report["user"], "guard": report["guard"]}
+        passed = bool(report["guard"]["passed"])
+        if request.activate and not passed and not request.allow_base_drop:
+            log.warning(
+                "training job %s: version %s not activated: %s",
+                job_id,
+                result.version_id,
+                report["guard"]["reason"],
+            )
+        return result.version_id, metrics, passed or request.allow_base_drop
+
+    def _train(
+        self, job_id: str, path: Path, request: TrainRequest
+    ) -> tuple[str, dict[str, Any], bool]:
+        """Train on the dataset alone."""
         # imported by the first training, not at start-up: scikit-learn and CatBoost cost the
         # serving process seconds and about 150 MB it would otherwise never need
         from app.training.train import TrainConfig, train  # noqa: PLC0415
 
         settings = self.state.settings
-        self._update(job_id, status="running", stage="starting")
         cfg = TrainConfig(
             algorithms=tuple(request.algorithms),
             seed=request.seed,
@@ -226,37 +320,21 @@ class TrainingJobs:
             workers=settings.workers,
             threads=settings.workers,
         )
-        try:
-            result = train(
-                path,
-                out_dir=settings.models_dir,
-                cache_dir=settings.cache_dir,
-                cfg=cfg,
-                progress=lambda done, total: self._progress(job_id, done, total),
-                on_stage=lambda s: self._stage(job_id, s),
-            )
-            if request.activate:
-                self.state.set_active(result.version_id)
-            metrics = {
-                algo: {"test": res["test"], "robustness": res["robustness"]}
-                for algo, res in result.report["algorithms"].items()
-            }
-            metrics["references"] = result.report["references"]
-            loso = result.report.get("loso")
-            if loso:
-                for algo in result.report["algorithms"]:
-                    metrics[algo]["loso"] = loso["scorers"][algo]["overall"]
-            self._update(
-                job_id,
-                status="succeeded",
-                stage="done",
-                version_id=result.version_id,
-                metrics=metrics,
-                finished_at=_now(),
-            )
-        except AppError as e:
-            log.warning("training job %s failed: %s", job_id, e.message)
-            self._update(job_id, status="failed", error=e.message, finished_at=_now())
-        except Exception as e:
-            log.exception("training job %s crashed", job_id)
-            self._update(job_id, status="failed", error=f"internal error: {e}", finished_at=_now())
+        result = train(
+            path,
+            out_dir=settings.models_dir,
+            cache_dir=settings.cache_dir,
+            cfg=cfg,
+            progress=lambda done, total: self._progress(job_id, done, total),
+            on_stage=lambda s: self._stage(job_id, s),
+        )
+        metrics: dict[str, Any] = {
+            algo: {"test": res["test"], "robustness": res["robustness"]}
+            for algo, res in result.report["algorithms"].items()
+        }
+        metrics["references"] = result.report["references"]
+        loso = result.report.get("loso")
+        if loso:
+            for algo in result.report["algorithms"]:
+                metrics[algo]["loso"] = loso["scorers"][algo]["overall"]
+        return result.version_id, metrics, True

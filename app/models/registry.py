@@ -293,7 +293,12 @@ class Registry:
         self.models_dir = models_dir
         self.default_dir = default_dir
 
-    def _dir(self, version_id: str) -> Path:
+    def folder(self, version_id: str) -> Path:
+        """The folder of version ``version_id``.
+
+        Raises:
+            ModelNotFoundError: no such version.
+        """
         if version_id == "default":
             return self.default_dir
         if not _ID.match(version_id) or version_id.startswith(".tmp"):
@@ -334,7 +339,7 @@ class Registry:
 
     def load(self, version_id: str) -> ModelVersion:
         """Load one version by id."""
-        version = load_version(self._dir(version_id))
+        version = load_version(self.folder(version_id))
         version.id = version_id
         return version
 

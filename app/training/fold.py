@@ -80,6 +80,14 @@ class FitOptions:
     grids: dict[str, list[dict[str, Any]]] = field(
         default_factory=lambda: {"catboost": CATBOOST_GRID, "svm": SVM_GRID}
     )
+    boost: tuple[tuple[str, float], ...] = ()
+    """(source, factor): these sources' cells weigh ``factor`` ordinary sources (a user's own
+    pages among the base's sources, :mod:`app.training.extend`)."""
+
+    @property
+    def boosts(self) -> dict[str, float]:
+        """:attr:`boost` as a mapping."""
+        return dict(self.boost)
 
 
 @dataclass
@@ -97,19 +105,25 @@ class FoldModels:
     """What each algorithm's mixed detector learned from (for reports and experiments)."""
 
 
-def source_weights(sources: np.ndarray, y: np.ndarray) -> np.ndarray:
+def source_weights(
+    sources: np.ndarray, y: np.ndarray, boost: dict[str, float] | None = None
+) -> np.ndarray:
     """Row weights: every (source, label) cell the same total, every label the same total.
 
-    Scaled to a mean weight of 1.
+    A source in ``boost`` has cells ``factor`` times as heavy as the others' (within each label,
+    before the labels are balanced). Scaled to a mean weight of 1.
     """
+    boost = boost or {}
     w = np.zeros(y.size, dtype=np.float64)
     labels = np.unique(y)
     for label in labels:
         in_label = y == label
         cells = np.unique(sources[in_label])
+        factors = {str(s): boost.get(str(s), 1.0) for s in cells}
+        total = sum(factors.values())
         for s in cells:
             cell = in_label & (sources == s)
-            w[cell] = 1.0 / (cell.sum() * len(cells) * len(labels))
+            w[cell] = factors[str(s)] / (cell.sum() * total * len(labels))
     return w * (y.size / w.sum()) if w.sum() > 0 else np.ones(y.size)
 
 
@@ -256,9 +270,9 @@ def _mask(idx: np.ndarray, n: int) -> np.ndarray:
     return m
 
 
-def line_weights(lines: LineRows) -> np.ndarray:
+def line_weights(lines: LineRows, boost: dict[str, float] | None = None) -> np.ndarray:
     """Source weights for line rows."""
-    return source_weights(lines.sources, lines.y)
+    return source_weights(lines.sources, lines.y, boost)
 
 
 def cap_lines(lines: LineRows, cap: int, seed: int) -> LineRows:
@@ -286,7 +300,7 @@ def fit_line_model(lines: LineRows, opts: FitOptions) -> Any | None:
     model = make_model(
         "catboost", LINE_PARAMS, seed=opts.seed, threads=opts.threads, balanced=False
     )
-    model.fit(lines.x, lines.y, sample_weight=line_weights(lines))
+    model.fit(lines.x, lines.y, sample_weight=line_weights(lines, opts.boosts))
     return model
 
 
@@ -304,7 +318,7 @@ def fit_fold(corpus: Corpus, train_docs: set[str], opts: FitOptions) -> FoldMode
     rows, is_orig = _training_rows(corpus, train_docs, opts)
     if rows.y.size == 0 or len(np.unique(rows.y)) < 2:
         raise DatasetError("the training sources hold pages of one class only")
-    weights = source_weights(rows.sources, rows.y)
+    weights = source_weights(rows.sources, rows.y, opts.boosts)
     folds, grouping = inner_folds(rows, opts.seed)
     page_models: dict[str, Any] = {}
     params: dict[str, dict[str, Any]] = {}
@@ -336,7 +350,7 @@ def fit_fold(corpus: Corpus, train_docs: set[str], opts: FitOptions) -> FoldMode
     oof_share = np.array([page_share(oof_frags.get(k)) for k in orig.keys], dtype=np.float64)
     rules: dict[str, VerdictRule] = {}
     mixed_data: dict[str, MixedTraining] = {}
-    orig_w = source_weights(orig.sources, orig.y)
+    orig_w = source_weights(orig.sources, orig.y, opts.boosts)
     for algo in opts.algorithms:
         p = oof_p[algo][is_orig]
         ok = ~np.isnan(p)
@@ -348,7 +362,14 @@ def fit_fold(corpus: Corpus, train_docs: set[str], opts: FitOptions) -> FoldMode
         if line_model is not None and opts.mixed:
             oof_by_key = {k: float(v) for k, v in zip(orig.keys, p, strict=True) if not np.isnan(v)}
             data = _mixed_training(
-                corpus, train_docs, units, page_models[algo], rule, oof_by_key, oof_frags
+                corpus,
+                train_docs,
+                units,
+                page_models[algo],
+                rule,
+                oof_by_key,
+                oof_frags,
+                opts.boosts,
             )
             rule = rule.with_mixed(data.detector(opts))
             mixed_data[algo] = data
@@ -466,6 +487,7 @@ def _mixed_training(  # noqa: PLR0917 - internal, called once
     rule: VerdictRule,
     oof_p: dict[PageKey, float],
     frags: dict[PageKey, Fragments],
+    boost: dict[str, float] | None = None,
 ) -> MixedTraining:
     """Mixed-detector rows of every original training page and generated filled-in page.
 
@@ -494,7 +516,7 @@ def _mixed_training(  # noqa: PLR0917 - internal, called once
     return MixedTraining(
         x=np.array(x, dtype=np.float64).reshape(-1, len(MIXED_FEATURES)),
         is_mixed=y == LABEL_CODE["mixed"],
-        weights=source_weights(sources, y),
+        weights=source_weights(sources, y, boost),
         units=np.array(unit_of, dtype=object).astype(str),
         sources=sources,
         inputs=inputs,

@@ -31,6 +31,7 @@ from app.features import FEATURE_NAMES, FEATURE_VERSION
 from app.features.cache import FeatureCache
 from app.models.classifiers import ALGORITHMS, CATBOOST_GRID, make_model, proba_handwritten
 from app.models.registry import save_models, staging_dir
+from app.training.basepack import PACK_FILE, write_pack
 from app.training.corpus import LABEL_CODE, Corpus, Rows, build_corpus, corpus_jobs
 from app.training.dataset import PURE_LABELS, Dataset, Document, discover
 from app.training.featurize import Job, ProgressFn, featurize, jobs_for
@@ -484,6 +485,16 @@ def train(
         write_reports(folder, report, roc_data)
         if loso_summary is not None:
             write_loso_pages(folder / "loso_pages.csv", loso_summary, docs)
+        write_pack(
+            folder / PACK_FILE,
+            docs,
+            jobs,
+            results,
+            lang=cfg.lang,
+            version=version_id,
+            loso=loso_summary,
+            loso_algorithm=default_algo,
+        )
     return TrainResult(version_id=version_id, path=out_dir / version_id, report=report)
 
 
