@@ -237,6 +237,25 @@ def _print_rows(rows: list[dict[str, Any]], fmt: str) -> None:
 
 
 # ------------------------------------------------------------------------------- train
+def _machine(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
+    """What every training takes from the command line and the settings."""
+    return {
+        "lang": args.lang or settings.ocr_lang,
+        "ocr_timeout": settings.ocr_timeout,
+        "workers": args.jobs or settings.workers,
+        "threads": args.jobs or settings.workers,
+    }
+
+
+def _sinks(args: argparse.Namespace, settings: Settings, progress: Any) -> dict[str, Any]:
+    """Where every training writes: the version id, the feature cache, a progress bar."""
+    return {
+        "cache_dir": None if args.no_cache else settings.cache_dir,
+        "version_id": args.version,
+        "progress": progress,
+    }
+
+
 def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
     """Train CatBoost and SVM, evaluate, write a version folder."""
     from app.models.registry import Registry
@@ -258,19 +277,14 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
         augment=not args.no_augment,
         iam_header=args.iam_header,
         fullpage_baseline=not args.no_fullpage_baseline,
-        lang=args.lang or settings.ocr_lang,
-        ocr_timeout=settings.ocr_timeout,
-        workers=args.jobs or settings.workers,
-        threads=args.jobs or settings.workers,
+        **_machine(args, settings),
     )
     out = Path(args.out) if args.out else settings.models_dir
     result = train(
         Path(args.data),
         out_dir=out,
-        cache_dir=None if args.no_cache else settings.cache_dir,
         cfg=cfg,
-        version_id=args.version,
-        progress=ProgressBar("features"),
+        **_sinks(args, settings, ProgressBar("features")),
     )
     _out(f"model version {result.version_id} written to {result.path}")
     _out(results_table(result.report))
@@ -301,19 +315,14 @@ def _train_extended(args: argparse.Namespace, settings: Settings) -> int:
         exclude_sources=tuple(args.exclude_source or ()),
         augment=not args.no_augment,
         loso_progress=ProgressBar("leave-one-source-out folds on the base"),
-        lang=args.lang or settings.ocr_lang,
-        ocr_timeout=settings.ocr_timeout,
-        workers=args.jobs or settings.workers,
-        threads=args.jobs or settings.workers,
+        **_machine(args, settings),
     )
     result = train_extended(
         Path(args.data),
         base_dir=base_dir,
         out_dir=out,
-        cache_dir=None if args.no_cache else settings.cache_dir,
         cfg=cfg,
-        version_id=args.version,
-        progress=ProgressBar("features"),
+        **_sinks(args, settings, ProgressBar("features")),
     )
     _out(f"model version {result.version_id} written to {result.path}")
     _out((result.path / "report.md").read_text(encoding="utf-8"))

@@ -254,13 +254,32 @@ class TrainingJobs:
             log.exception("training job %s crashed", job_id)
             self._update(job_id, status="failed", error=f"internal error: {e}", finished_at=_now())
 
+    def _machine(self) -> dict[str, Any]:
+        """What every training takes from the service's settings."""
+        settings = self.state.settings
+        return {
+            "lang": settings.ocr_lang,
+            "ocr_timeout": settings.ocr_timeout,
+            "workers": settings.workers,
+            "threads": settings.workers,
+        }
+
+    def _sinks(self, job_id: str) -> dict[str, Any]:
+        """Where every training writes: the models folder, the cache, this job's record."""
+        settings = self.state.settings
+        return {
+            "out_dir": settings.models_dir,
+            "cache_dir": settings.cache_dir,
+            "progress": lambda done, total: self._progress(job_id, done, total),
+            "on_stage": lambda s: self._stage(job_id, s),
+        }
+
     def _extend(
         self, job_id: str, path: Path, request: TrainRequest, base_dir: Path
     ) -> tuple[str, dict[str, Any], bool]:
         """Train on the base's features plus the dataset; may it be activated (the guard)?"""
         from app.training.extend import ExtendConfig, train_extended  # noqa: PLC0415 - see _train
 
-        settings = self.state.settings
         cfg = ExtendConfig(
             algorithms=tuple(request.algorithms),
             seed=request.seed,
@@ -270,19 +289,13 @@ class TrainingJobs:
             loso_progress=lambda done, total: self._stage(
                 job_id, f"leave-one-source-out on the base: {done} of {total} folds"
             ),
-            lang=settings.ocr_lang,
-            ocr_timeout=settings.ocr_timeout,
-            workers=settings.workers,
-            threads=settings.workers,
+            **self._machine(),
         )
         result = train_extended(
             path,
             base_dir=base_dir,
-            out_dir=settings.models_dir,
-            cache_dir=settings.cache_dir,
             cfg=cfg,
-            progress=lambda done, total: self._progress(job_id, done, total),
-            on_stage=lambda s: self._stage(job_id, s),
+            **self._sinks(job_id),
         )
         report = result.report
         metrics = {"base": report["base"], "user": report["user"], "guard": report["guard"]}
@@ -304,7 +317,6 @@ class TrainingJobs:
         # serving process seconds and about 150 MB it would otherwise never need
         from app.training.train import TrainConfig, train  # noqa: PLC0415
 
-        settings = self.state.settings
         cfg = TrainConfig(
             algorithms=tuple(request.algorithms),
             seed=request.seed,
@@ -315,18 +327,12 @@ class TrainingJobs:
                 job_id, f"leave-one-source-out: {done} of {total} folds"
             ),
             fullpage_baseline=False,
-            lang=settings.ocr_lang,
-            ocr_timeout=settings.ocr_timeout,
-            workers=settings.workers,
-            threads=settings.workers,
+            **self._machine(),
         )
         result = train(
             path,
-            out_dir=settings.models_dir,
-            cache_dir=settings.cache_dir,
             cfg=cfg,
-            progress=lambda done, total: self._progress(job_id, done, total),
-            on_stage=lambda s: self._stage(job_id, s),
+            **self._sinks(job_id),
         )
         metrics: dict[str, Any] = {
             algo: {"test": res["test"], "robustness": res["robustness"]}

@@ -131,7 +131,8 @@ def write_pack(
             meta = []
             for page in pages:
                 page_x.append([float(page["features"][n]) for n in FEATURE_NAMES])
-                frag = np.asarray(page.get("lines") or [], dtype=np.float32)
+                stored = page.get("lines")
+                frag = np.asarray([] if stored is None else stored, dtype=np.float32)
                 if frag.size:
                     width = frag.shape[1]
                     lines.append(frag)
@@ -205,7 +206,7 @@ def read_pack(path: Path, *, timeout: float = 30.0) -> BasePack:
         with np.load(path, allow_pickle=False) as npz:
             meta = json.loads(bytes(npz["meta"]).decode("utf-8"))
             page_x = npz["page_x"]
-            lines = npz["lines"]
+            lines = npz["lines"].astype(np.float64)  # one array; each page holds a view of it
     except (OSError, ValueError, KeyError) as e:
         raise DatasetError(f"unreadable base features {path}: {e}") from e
     if meta.get("format") != PACK_FORMAT:
@@ -243,7 +244,7 @@ def read_pack(path: Path, *, timeout: float = 30.0) -> BasePack:
                 "height": height,
                 "dpi": dpi,
                 "features": dict(zip(FEATURE_NAMES, map(float, page_x[row]), strict=True)),
-                "lines": lines[frag : frag + n_lines].astype(np.float64).tolist(),
+                "lines": lines[frag : frag + n_lines],
             }
             if band is not None or kind in {"orig", "aug"}:
                 entry["body_band"] = band

@@ -22,7 +22,6 @@ from __future__ import annotations
 import csv
 import json
 import logging
-import platform
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -30,24 +29,21 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import catboost
 import numpy as np
-import sklearn
 from sklearn.model_selection import GroupKFold
 
-import app
 from app.errors import DatasetError
 from app.features import FEATURE_VERSION
 from app.features.cache import FeatureCache
 from app.models.classifiers import ALGORITHMS
-from app.models.registry import atomic_write_text, save_models, staging_dir
+from app.models.registry import atomic_write_text, staging_dir
 from app.training.basepack import PACK_FILE, BasePack, read_pack, write_pack
 from app.training.corpus import Corpus, build_corpus, corpus_jobs
 from app.training.dataset import PURE_LABELS, Document, discover
 from app.training.featurize import Job, ProgressFn, featurize
 from app.training.fold import FitOptions, fit_fold, of_docs, predict_rows
 from app.training.loso import CODE_LABEL, run_loso
-from app.training.train import TrainResult, write_loso_pages
+from app.training.train import TrainResult, library_versions, save_fold, write_loso_pages
 
 log = logging.getLogger(__name__)
 
@@ -349,23 +345,12 @@ def train_extended(
         "training": {"base": pack.version, "user_pages": len(user_pages), "guard": verdict},
         "feature_version": FEATURE_VERSION,
         "ocr_lang": cfg.lang,
-        "library_versions": {
-            "inkwell": app.__version__,
-            "python": platform.python_version(),
-            "numpy": np.__version__,
-            "scikit-learn": sklearn.__version__,
-            "catboost": catboost.__version__,
-        },
+        "library_versions": library_versions(),
         "metrics": {},
     }
     stage("writing the version")
-    models: dict[str, Any] = dict(final.page_models)
-    if final.line_model is not None:
-        models["lines"] = final.line_model
     with staging_dir(out_dir, version_id) as folder:
-        verify = dict.fromkeys(final.page_models, corpus.pages.x)
-        verify["lines"] = corpus.lines.x
-        save_models(folder, models, metadata, verify)
+        save_fold(folder, final, corpus, metadata)
         atomic_write_text(folder / "report.json", json.dumps(report, indent=1, sort_keys=True))
         atomic_write_text(folder / "report.md", extended_report_md(report))
         _write_user_pages(folder / "user_pages.csv", user_pages)

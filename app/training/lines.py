@@ -43,7 +43,12 @@ class LineRows:
 def page_fragments(page: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
     """A featurised page's fragments: (n, 4) boxes and (n, LINE_MODEL_FEATURES) rows."""
     n = 4 + len(LINE_FEATURE_NAMES)
-    raw = [ln for ln in page.get("lines", []) if len(ln) == n]
+    stored = page.get("lines", [])
+    if isinstance(stored, np.ndarray):  # read from base features: already numbers, NaN for None
+        rows = stored if stored.ndim == 2 and stored.shape[1] == n else np.zeros((0, n))
+        boxes = np.asarray(rows[:, :4], dtype=np.float64)
+        return boxes, with_page_context(np.asarray(rows[:, 4:], dtype=np.float64), boxes)
+    raw = [ln for ln in stored if len(ln) == n]
     boxes = np.array([ln[:4] for ln in raw], dtype=np.float64).reshape(-1, 4)
     x = np.array(
         [[np.nan if v is None else float(v) for v in ln[4:]] for ln in raw], dtype=np.float64

@@ -262,6 +262,27 @@ def write_loso_pages(path: Path, loso: dict[str, Any], docs: list[Document]) -> 
             )
 
 
+def library_versions() -> dict[str, str]:
+    """The versions a model file depends on (recorded in its metadata)."""
+    return {
+        "inkwell": app.__version__,
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "scikit-learn": sklearn.__version__,
+        "catboost": catboost.__version__,
+    }
+
+
+def save_fold(folder: Path, final: FoldModels, corpus: Corpus, metadata: dict[str, Any]) -> None:
+    """Write a fold's page and line models with ``metadata`` (compact forms checked on rows)."""
+    models: dict[str, Any] = dict(final.page_models)
+    if final.line_model is not None:
+        models["lines"] = final.line_model
+    verify = dict.fromkeys(final.page_models, corpus.pages.x)
+    verify["lines"] = corpus.lines.x
+    save_models(folder, models, metadata, verify)
+
+
 def train(
     data: Path,
     *,
@@ -465,23 +486,12 @@ def train(
         "training_manifest_sha256": dataset.manifest_hash(),
         "feature_version": FEATURE_VERSION,
         "ocr_lang": cfg.lang,
-        "library_versions": {
-            "inkwell": app.__version__,
-            "python": platform.python_version(),
-            "numpy": np.__version__,
-            "scikit-learn": sklearn.__version__,
-            "catboost": catboost.__version__,
-        },
+        "library_versions": library_versions(),
         "metrics": _metadata_metrics(algorithms, loso_summary),
     }
     stage("writing the version")
-    models: dict[str, Any] = dict(final.page_models)
-    if final.line_model is not None:
-        models["lines"] = final.line_model
     with staging_dir(out_dir, version_id) as folder:
-        verify = dict.fromkeys(final.page_models, corpus.pages.x)
-        verify["lines"] = corpus.lines.x
-        save_models(folder, models, metadata, verify)
+        save_fold(folder, final, corpus, metadata)
         write_reports(folder, report, roc_data)
         if loso_summary is not None:
             write_loso_pages(folder / "loso_pages.csv", loso_summary, docs)
