@@ -9,9 +9,9 @@ from (``exclude_sources`` takes it out of the base):
 
 1. ``--pages`` of its documents (drawn at random, seeded; whole groups) are sent to
    ``POST /corrections`` with their manifest label;
-2. ``POST /train {"dataset": "corrections", "base": "default", "exclude_sources": [source],
-   "activate": true}``, polled until done; the job's metrics hold the base's leave-one-source-out
-   figures before and after and the guard's verdict;
+2. ``POST /train {"dataset": "corrections", "base": {"version": "default", "exclude_sources":
+   [source]}, "activate": true}``, polled until done; the job's metrics hold the base's
+   leave-one-source-out figures before and after and the guard's verdict;
 3. every page of the source's *other* documents goes through ``POST /classify`` with the new
    version; the script prints their accuracy beside the shipped model's leave-one-source-out
    verdicts on the same pages (``loso_pages.csv``: the shipped model trained without the source).
@@ -111,8 +111,7 @@ def main() -> int:
         "/train",
         json={
             "dataset": "corrections",
-            "base": "default",
-            "exclude_sources": [args.source],
+            "base": {"version": "default", "exclude_sources": [args.source]},
             "algorithms": [args.algorithm],
             "activate": True,
         },

@@ -178,7 +178,7 @@ def test_corrections_retrain_on_the_base_through_the_api(
             "/train",
             json={
                 "dataset": "corrections",
-                "base": "default",
+                "base": {"version": "default"},
                 "algorithms": ["catboost"],
                 "augment": False,
                 "activate": True,
@@ -227,12 +227,12 @@ def test_a_base_is_refused_before_any_job_starts(
     (data / "mine").mkdir()
     own = settings.model_copy(update={"data_dir": data})  # the tiny model: trained without LOSO
     with TestClient(create_app(own)) as client:
-        r = client.post("/train", json={"dataset": "mine", "base": "v-none"})
+        r = client.post("/train", json={"dataset": "mine", "base": {"version": "v-none"}})
         assert r.status_code == 404 and r.json()["code"] == "model_not_found"
-        r = client.post("/train", json={"dataset": "mine", "user_weight": 3})
+        r = client.post("/train", json={"dataset": "mine", "base": {"user_weight": 0}})
         assert r.status_code == 422
         r = client.post(
-            "/train", json={"dataset": "mine", "base": "default", "exclude_sources": ["nowhere"]}
+            "/train", json={"dataset": "mine", "base": {"exclude_sources": ["nowhere"]}}
         )
         assert r.status_code == 422 and "nowhere" in r.json()["detail"], r.text
         no_pack = own.models_dir / "nopack"
@@ -240,7 +240,7 @@ def test_a_base_is_refused_before_any_job_starts(
         for f in base_model.path.iterdir():
             if f.name != PACK_FILE:
                 (no_pack / f.name).write_bytes(f.read_bytes())
-        r = client.post("/train", json={"dataset": "mine", "base": "nopack"})
+        r = client.post("/train", json={"dataset": "mine", "base": {"version": "nopack"}})
         assert r.status_code == 409 and r.json()["code"] == "no_base_features", r.text
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
-from app.jobs.records import ClassifyJob, JobError, TrainingJob, TrainRequest
+from app.jobs.records import BaseRequest, ClassifyJob, JobError, TrainingJob, TrainRequest
 from app.results import (
     ClassifyResponse,
     DocLabel,
@@ -22,6 +22,7 @@ from app.results import (
 )
 
 __all__ = [
+    "BaseRequest",
     "ClassifyJob",
     "ClassifyResponse",
     "DocLabel",

@@ -8,9 +8,37 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 from app.results import ClassifyResponse, DocumentInfo
+
+
+class BaseRequest(BaseModel):
+    """Retraining on a version's base features plus the dataset's pages.
+
+    The dataset's pages join the base's as sources of their own (``user:<source>``). The base's
+    leave-one-source-out figures are measured again and compared with the base version's (one fit
+    per base source).
+    """
+
+    version: str = Field(
+        default="default",
+        min_length=1,
+        max_length=64,
+        description="the model version whose training pages to learn from (`default`: the "
+        "shipped model)",
+    )
+    user_weight: float = Field(
+        default=5.0, gt=0, le=100, description="the dataset's pages weigh this many base sources"
+    )
+    exclude_sources: list[str] = Field(
+        default_factory=list, max_length=100, description="base sources left out altogether"
+    )
+    allow_drop: bool = Field(
+        default=False,
+        description="with activate: activate even when the base's figures fell by more than "
+        "one point (by default such a version is written but not activated)",
+    )
 
 
 class TrainRequest(BaseModel):
@@ -20,7 +48,7 @@ class TrainRequest(BaseModel):
         json_schema_extra={
             "examples": [
                 {"dataset": "mydocs", "algorithms": ["catboost", "svm"], "activate": False},
-                {"dataset": "corrections", "base": "default", "activate": True},
+                {"dataset": "corrections", "base": {"version": "default"}, "activate": True},
             ]
         }
     )
@@ -42,39 +70,11 @@ class TrainRequest(BaseModel):
         description="also evaluate leave-one-source-out (needs at least 3 sources; one fit "
         "per source): the metrics then hold a `loso` entry per algorithm",
     )
-    base: str | None = Field(
+    base: BaseRequest | None = Field(
         default=None,
-        min_length=1,
-        max_length=64,
-        description="a model version id (`default`: the shipped model) whose training pages' "
-        "features to train on together with the dataset's pages; the dataset's pages join them "
-        "as sources of their own (`user:<source>`). The base's leave-one-source-out figures are "
-        "measured again and compared with the base version's (one fit per base source)",
+        description="train on a model version's training pages (their features, shipped with "
+        "it) together with the dataset's pages; see BaseRequest",
     )
-    user_weight: float = Field(
-        default=5.0,
-        gt=0,
-        le=100,
-        description="with base: the dataset's pages weigh as much as this many base sources",
-    )
-    exclude_sources: list[str] = Field(
-        default_factory=list,
-        max_length=100,
-        description="with base: base sources left out altogether",
-    )
-    allow_base_drop: bool = Field(
-        default=False,
-        description="with base and activate: activate even when the base's figures fell by more "
-        "than one point (by default such a version is written but not activated)",
-    )
-
-    @model_validator(mode="after")
-    def _base_options_need_base(self) -> TrainRequest:
-        if self.base is None and (
-            self.exclude_sources or self.allow_base_drop or self.user_weight != 5.0
-        ):
-            raise ValueError("user_weight, exclude_sources and allow_base_drop need a base")
-        return self
 
 
 class TrainingJob(BaseModel):
@@ -92,7 +92,7 @@ class TrainingJob(BaseModel):
     activated: bool | None = Field(
         default=None,
         description="whether the new version was made the active one (with base: only when "
-        "the guard passed or allow_base_drop was given)",
+        "the guard passed or base.allow_drop was given)",
     )
     error: str | None = None
     metrics: dict[str, Any] | None = None

@@ -177,17 +177,18 @@ class TrainingJobs:
             return None
         from app.training.basepack import PACK_FILE, pack_sources  # noqa: PLC0415 - kept lazy
 
-        folder = self.state.registry.folder(request.base)
+        base = request.base
+        folder = self.state.registry.folder(base.version)
         if not (folder / PACK_FILE).is_file():
             raise NoBaseFeaturesError(
-                f"model version {request.base!r} carries no base features ({PACK_FILE}); "
+                f"model version {base.version!r} carries no base features ({PACK_FILE}); "
                 "retrain it, or name another base"
             )
-        if request.exclude_sources:
-            unknown = set(request.exclude_sources) - set(pack_sources(folder / PACK_FILE))
+        if base.exclude_sources:
+            unknown = set(base.exclude_sources) - set(pack_sources(folder / PACK_FILE))
             if unknown:
                 raise DatasetError(
-                    f"the base {request.base!r} has no source {', '.join(sorted(unknown))} "
+                    f"the base {base.version!r} has no source {', '.join(sorted(unknown))} "
                     "to leave out"
                 )
         return folder
@@ -280,11 +281,13 @@ class TrainingJobs:
         """Train on the base's features plus the dataset; may it be activated (the guard)?"""
         from app.training.extend import ExtendConfig, train_extended  # noqa: PLC0415 - see _train
 
+        base = request.base
+        assert base is not None  # only called for a request with a base
         cfg = ExtendConfig(
             algorithms=tuple(request.algorithms),
             seed=request.seed,
-            user_weight=request.user_weight,
-            exclude_sources=tuple(request.exclude_sources),
+            user_weight=base.user_weight,
+            exclude_sources=tuple(base.exclude_sources),
             augment=request.augment,
             loso_progress=lambda done, total: self._stage(
                 job_id, f"leave-one-source-out on the base: {done} of {total} folds"
@@ -300,14 +303,14 @@ class TrainingJobs:
         report = result.report
         metrics = {"base": report["base"], "user": report["user"], "guard": report["guard"]}
         passed = bool(report["guard"]["passed"])
-        if request.activate and not passed and not request.allow_base_drop:
+        if request.activate and not passed and not base.allow_drop:
             log.warning(
                 "training job %s: version %s not activated: %s",
                 job_id,
                 result.version_id,
                 report["guard"]["reason"],
             )
-        return result.version_id, metrics, passed or request.allow_base_drop
+        return result.version_id, metrics, passed or base.allow_drop
 
     def _train(
         self, job_id: str, path: Path, request: TrainRequest
