@@ -528,77 +528,108 @@ def analyse_page(grey: np.ndarray, ocr: OcrSettings | None = None) -> PageAnalys
     A page that looks upside down (more ink below its lines' x-height band than above) or
     sideways (text in columns) is also read turned; the turn whose OCR is clearly more confident
     (by ORIENT_MARGIN median points) wins, and line boxes are mapped back to the page as given.
+    Only the OCR of a turn is read to decide: the other features are computed once, for the
+    orientation that wins (the same numbers as computing them for every turn, for less work).
     """
     ocr = ocr or OcrSettings()
-    first, turns = _analyse(grey, ocr)
-    if not turns or not ocr.enabled:
-        return first
+    first = _Reading.of(grey, ocr)
+    if not first.turns or not ocr.enabled:
+        return first.finish()
     best, best_k = first, 0
-    for k in turns:
-        alt, _ = _analyse(np.ascontiguousarray(np.rot90(grey, k)), ocr)
-        margin = alt.features["ocr_conf_median"] - best.features["ocr_conf_median"]
-        if alt.features["empty"] == 0.0 and margin >= (ORIENT_MARGIN if best_k == 0 else 0.0):
+    for k in first.turns:
+        alt = _Reading.of(np.ascontiguousarray(np.rot90(grey, k)), ocr)
+        margin = alt.ocr_median - best.ocr_median
+        if not alt.empty and margin >= (ORIENT_MARGIN if best_k == 0 else 0.0):
             best, best_k = alt, k
     if best_k == 0:
-        return first
+        return first.finish()
+    result = best.finish()
     shape = (int(grey.shape[0]), int(grey.shape[1]))
-    best.line_infos = [
+    result.line_infos = [
         LineInfo(bbox=_turn_box(i.bbox, best_k, shape), features=i.features)
-        for i in best.line_infos
+        for i in result.line_infos
     ]
-    best.orientation = 90 * best_k
+    result.orientation = 90 * best_k
     for key, value in first.timings.items():
-        best.timings[key] = best.timings.get(key, 0.0) + value
-    return best
+        result.timings[key] = result.timings.get(key, 0.0) + value
+    return result
 
 
-def _analyse(grey: np.ndarray, ocr: OcrSettings) -> tuple[PageAnalysis, list[int]]:
-    """The analysis of the page as it is, and the quarter turns worth trying (maybe none)."""
-    timings: dict[str, float] = {}
-    t0 = time.perf_counter()
-    norm = normalise(grey)
-    comps, labels = find_components(norm.ink)
-    lines = group_lines(comps)
-    t1 = time.perf_counter()
-    timings["normalise"] = t1 - t0
-    turns: list[int] = []
-    if looks_sideways(comps):
-        turns = [1, 3]
-    elif len(lines) >= 3 and ascender_ratio(norm.ink, lines) < UPSIDE_DOWN_SUSPECT:
-        turns = [2]
-    if len(comps) < 5 or not lines:
-        features = dict.fromkeys(FEATURE_NAMES, 0.0)
-        features["empty"] = 1.0
-        empty = PageAnalysis(features=features, lines=lines, scale=norm.scale, timings=timings)
-        return empty, turns
-    crops = line_crops(norm, lines)
-    features = regularity_features(lines, [crop_components(c, norm.threshold) for c in crops])
-    fragments = join_vertical(group_lines(comps, min_members=1))
-    glyphs = twin_distances(labels, comps)
-    features.update(glyph_features(glyphs, fragments))
-    t2 = time.perf_counter()
-    timings["regularity"] = t2 - t1
-    features.update(stroke_features(crops, norm.threshold))
-    t3 = time.perf_counter()
-    timings["strokes"] = t3 - t2
-    per_line: dict[int, tuple[float, float]] = {}
-    features.update(ocr_features(norm, lines, ocr, per_line))
-    t4 = time.perf_counter()
-    timings["ocr"] = t4 - t3
-    ocr_segments = [(lines[i], v) for i, v in per_line.items()]
-    infos = line_infos(comps, fragments, norm.page_box, ocr_segments, glyphs)
-    timings["lines"] = time.perf_counter() - t4
-    features["empty"] = 0.0
-    ordered = {name: float(np.nan_to_num(features[name])) for name in FEATURE_NAMES}
-    analysis = PageAnalysis(
-        features=ordered,
-        lines=lines,
-        scale=norm.scale,
-        timings=timings,
-        line_infos=infos,
-        skew=norm.skew,
-    )
-    return analysis, turns
+@dataclass
+class _Reading:
+    """A page read as far as deciding its orientation: layout, turns worth trying and OCR."""
+
+    norm: Normalised
+    comps: Components
+    labels: np.ndarray
+    lines: list[Line]
+    turns: list[int]
+    """The quarter turns worth trying (maybe none)."""
+    timings: dict[str, float]
+    ocr: dict[str, float] = field(default_factory=dict)
+    per_line: dict[int, tuple[float, float]] = field(default_factory=dict)
+
+    @property
+    def empty(self) -> bool:
+        """Too little ink or no text line: nothing to read."""
+        return len(self.comps) < 5 or not self.lines
+
+    @property
+    def ocr_median(self) -> float:
+        """The median OCR confidence (what decides between orientations)."""
+        return self.ocr.get("ocr_conf_median", 0.0)
+
+    @classmethod
+    def of(cls, grey: np.ndarray, ocr: OcrSettings) -> _Reading:
+        """Normalise, find components and lines, decide the turns to try, read the OCR sample."""
+        t0 = time.perf_counter()
+        norm = normalise(grey)
+        comps, labels = find_components(norm.ink)
+        lines = group_lines(comps)
+        t1 = time.perf_counter()
+        turns: list[int] = []
+        if looks_sideways(comps):
+            turns = [1, 3]
+        elif len(lines) >= 3 and ascender_ratio(norm.ink, lines) < UPSIDE_DOWN_SUSPECT:
+            turns = [2]
+        reading = cls(norm, comps, labels, lines, turns, {"normalise": t1 - t0})
+        if not reading.empty:
+            reading.ocr = ocr_features(norm, lines, ocr, reading.per_line)
+            reading.timings["ocr"] = time.perf_counter() - t1
+        return reading
+
+    def finish(self) -> PageAnalysis:
+        """Every other feature, and the line verdicts' inputs."""
+        norm, comps, lines, timings = self.norm, self.comps, self.lines, self.timings
+        if self.empty:
+            features = dict.fromkeys(FEATURE_NAMES, 0.0)
+            features["empty"] = 1.0
+            return PageAnalysis(features=features, lines=lines, scale=norm.scale, timings=timings)
+        t1 = time.perf_counter()
+        crops = line_crops(norm, lines)
+        features = regularity_features(lines, [crop_components(c, norm.threshold) for c in crops])
+        fragments = join_vertical(group_lines(comps, min_members=1))
+        glyphs = twin_distances(self.labels, comps)
+        features.update(glyph_features(glyphs, fragments))
+        t2 = time.perf_counter()
+        timings["regularity"] = t2 - t1
+        features.update(stroke_features(crops, norm.threshold))
+        t3 = time.perf_counter()
+        timings["strokes"] = t3 - t2
+        features.update(self.ocr)
+        ocr_segments = [(lines[i], v) for i, v in self.per_line.items()]
+        infos = line_infos(comps, fragments, norm.page_box, ocr_segments, glyphs)
+        timings["lines"] = time.perf_counter() - t3
+        features["empty"] = 0.0
+        ordered = {name: float(np.nan_to_num(features[name])) for name in FEATURE_NAMES}
+        return PageAnalysis(
+            features=ordered,
+            lines=lines,
+            scale=norm.scale,
+            timings=timings,
+            line_infos=infos,
+            skew=norm.skew,
+        )
 
 
 def page_features(grey: np.ndarray, ocr: OcrSettings | None = None) -> dict[str, float]:
