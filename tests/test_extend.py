@@ -275,3 +275,62 @@ def test_cli_retrains_on_a_base_and_refuses_to_activate_past_the_guard(
     assert report["base"]["loso_after"]["sources"] == 4  # hand_b is not in the base any more
     assert report["user"]["sources"] == ["user:handwritten", "user:typed"]
     assert not (tmp_path / "models" / "ACTIVE").exists()
+
+
+@needs_tesseract
+@needs_fonts
+def test_line_verdicts_of_a_correction_label_the_fragments_they_cover(
+    tmp_path: Path, cache_dir: Path
+) -> None:
+    """A mixed page corrected with its handwritten and typed boxes teaches the line model."""
+    from app.corrections import CorrectionStore, LineCorrection
+    from app.documents import Page
+    from app.training.corpus import build_corpus, corpus_jobs
+    from tests.helpers import mixed_page
+
+    image = mixed_page(120, seed=3)  # typed top half, handwritten bottom half
+    h, w = image.shape
+    store = CorrectionStore(tmp_path / "corrections")
+    store.add(
+        Page(image=image, number=2, dpi=120),
+        sha256="ab" * 32,
+        filename="form.pdf",
+        label="mixed",
+        lines=[
+            LineCorrection(bbox=(0, h // 2, w, h), label="handwritten"),
+            LineCorrection(bbox=(0, 0, w, h // 2), label="typed"),
+        ],
+    )
+    docs = discover(tmp_path / "corrections" / "manifest.csv").documents
+    assert [d.line_truth for d in docs] == [((0, h // 2, w, h, 1), (0, 0, w, h // 2, 0))]
+    jobs = corpus_jobs(docs, lang="eng", timeout=30.0, augment=False, robust=False, filled=False)
+    results, failures = featurize(
+        [j for js in jobs.values() for j in js], cache=FeatureCache(cache_dir)
+    )
+    assert not failures
+    lines = build_corpus(docs, jobs, results).lines
+    assert {0, 1} <= set(lines.y.tolist())
+    # a fragment takes the verdict of the half of the page holding half of it or more
+    frags = [b[:4] for b in results[jobs["orig"][0]][0]["lines"]]
+
+    def below(b: list[float]) -> float:
+        return max(0.0, b[3] - max(b[1], h // 2)) / max(1.0, b[3] - b[1])
+
+    assert int(lines.y.sum()) == sum(below(b) >= 0.5 for b in frags)
+    assert int((lines.y == 0).sum()) == sum(1 - below(b) >= 0.5 for b in frags)
+
+
+def test_an_unreadable_lines_column_skips_its_row(tmp_path: Path) -> None:
+    from tests.helpers import encode, typed_page
+
+    (tmp_path / "p.png").write_bytes(encode(typed_page(100, seed=1), "PNG"))
+    (tmp_path / "q.png").write_bytes(encode(typed_page(100, seed=2), "PNG"))
+    (tmp_path / "manifest.csv").write_text(
+        "path,label,lines\n"
+        'p.png,typed,"[{""bbox"": [0, 0, 10, 10], ""label"": ""mixed""}]"\n'
+        'q.png,typed,"[{""bbox"": [0, 0, 10, 10], ""label"": ""typed""}]"\n'
+    )
+    ds = discover(tmp_path / "manifest.csv")
+    assert [d.path.name for d in ds.documents] == ["q.png"]
+    assert ds.documents[0].line_truth == ((0, 0, 10, 10, 0),)
+    assert "handwritten or typed" in ds.skipped[0][1]

@@ -186,7 +186,12 @@ def build_corpus(
     aug = page_rows([], [], results)
     if aug_jobs:
         aug = page_rows(pure, aug_jobs, results)
-        lines = lines.extend(line_rows(pure, aug_jobs, results), page_prefix="aug:")
+        lines = lines.extend(line_rows(pure, aug_jobs, results, truth=False), page_prefix="aug:")
+    told = [i for i, d in enumerate(docs) if d.label == "mixed" and d.line_truth]
+    if told:  # mixed pages whose lines a person labelled (corrections)
+        lines = concat_rows(
+            lines, line_rows([docs[i] for i in told], [orig[i] for i in told], results)
+        )
     if jobs.get("filled"):
         lines = concat_rows(lines, filled_line_rows(docs, jobs["filled"], results))
     robust = jobs.get("robust", [])

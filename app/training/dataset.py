@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import json
 import logging
 import unicodedata
 from dataclasses import dataclass, field
@@ -58,6 +59,10 @@ class Document:
     unsure: bool = False
     """The label audit beside the manifest (``AUDIT.csv``) marks this page's label ``unsure``:
     scored apart, never in the headline figures."""
+    line_truth: tuple[tuple[int, int, int, int, int], ...] = ()
+    """Line boxes whose verdict a person gave (x0, y0, x1, y1 in the page's pixels, 1 for
+    handwritten, 0 for typed): the manifest's optional ``lines`` column, as the corrections
+    store writes it. The fragments they cover take their label (:mod:`app.training.lines`)."""
 
 
 AUDIT_FILE = "AUDIT.csv"
@@ -108,6 +113,7 @@ def _add(
     group: str,
     split: str,
     unsure: bool = False,
+    line_truth: tuple[tuple[int, int, int, int, int], ...] = (),
 ) -> None:
     reason = _check_file(path)
     if reason:
@@ -127,6 +133,7 @@ def _add(
             group=group,
             split=split,
             unsure=unsure,
+            line_truth=line_truth,
         )
     )
 
@@ -219,6 +226,11 @@ def _from_manifest(manifest: Path) -> Dataset:
         if split not in ("", "train", "test"):
             skipped.append((rel, f"unknown split '{split}'"))
             continue
+        try:
+            line_truth = parse_line_truth(row.get("lines") or "")
+        except ValueError as e:
+            skipped.append((rel, f"unreadable lines column: {e}"))
+            continue
         _add(
             docs,
             seen,
@@ -229,5 +241,28 @@ def _from_manifest(manifest: Path) -> Dataset:
             group=(row.get("group") or "").strip() or rel,
             split=split,
             unsure=rel in unsure,
+            line_truth=line_truth,
         )
     return Dataset(root=root, documents=docs, skipped=skipped)
+
+
+def parse_line_truth(text: str) -> tuple[tuple[int, int, int, int, int], ...]:
+    """A manifest's ``lines`` cell: JSON ``[{"bbox": [x0, y0, x1, y1], "label": ...}, ...]``.
+
+    Raises:
+        ValueError: not that shape, or a label that is neither handwritten nor typed.
+    """
+    if not text.strip():
+        return ()
+    try:
+        items = json.loads(text)
+        out = []
+        for item in items:
+            label = normalise_label(str(item["label"]))
+            if label not in PURE_LABELS:
+                raise ValueError(f"a line is handwritten or typed, not {item['label']!r}")
+            x0, y0, x1, y1 = (int(v) for v in item["bbox"])
+            out.append((x0, y0, x1, y1, int(label == "handwritten")))
+    except (TypeError, KeyError, json.JSONDecodeError) as e:
+        raise ValueError(str(e)) from e
+    return tuple(out)

@@ -5,6 +5,9 @@ typed and lines inside it handwritten: same page, same scanner, same resolution,
 difference is the writing. Lines below the body (the "Name:" line and signatures) are left out.
 Every other document's lines take the document's label: FUNSD's handwritten fill-ins are
 therefore label noise among its "typed" lines, which is why line metrics are reported per source.
+Where a person gave line verdicts (a correction's line boxes, :attr:`Document.line_truth`), the
+fragments they cover (half their area or more) take that verdict, on pure and mixed pages alike;
+a mixed page's other fragments are left out.
 """
 
 from __future__ import annotations
@@ -56,8 +59,20 @@ def page_fragments(page: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
     return boxes, with_page_context(x, boxes)
 
 
-def _line_label(doc: Document, page: dict[str, Any], box: np.ndarray) -> int | None:
-    """The honest label of one fragment (None: left out), see the module docstring."""
+def _line_label(
+    doc: Document, page: dict[str, Any], box: np.ndarray, *, truth: bool = True
+) -> int | None:
+    """The honest label of one fragment (None: left out), see the module docstring.
+
+    ``truth``: use the document's line verdicts (not on an augmented copy, whose geometry moved).
+    """
+    if truth and doc.line_truth and int(page["page"]) == 1:
+        for label in (1, 0):
+            boxes = [t[:4] for t in doc.line_truth if t[4] == label]
+            if boxes and inside_share(box, boxes) >= TRUTH_INSIDE:
+                return label
+        if doc.label not in ("handwritten", "typed"):
+            return None  # a mixed page's fragment nobody labelled
     if not doc.source.startswith("iam"):
         return int(doc.label == "handwritten")
     band = page.get("body_band")
@@ -70,7 +85,11 @@ def _line_label(doc: Document, page: dict[str, Any], box: np.ndarray) -> int | N
 
 
 def line_rows(
-    docs: list[Document], jobs: list[Job], results: dict[Job, list[dict[str, Any]]]
+    docs: list[Document],
+    jobs: list[Job],
+    results: dict[Job, list[dict[str, Any]]],
+    *,
+    truth: bool = True,
 ) -> LineRows:
     """Labelled line rows of the given documents (see the module docstring for the labels)."""
     x, y, groups, sources, areas, pages = [], [], [], [], [], []
@@ -78,7 +97,7 @@ def line_rows(
         for page in results.get(job, []):
             boxes, rows = page_fragments(page)
             for box, row in zip(boxes, rows, strict=True):
-                label = _line_label(doc, page, box)
+                label = _line_label(doc, page, box, truth=truth)
                 if label is None:
                     continue
                 x.append(row)
