@@ -3,7 +3,8 @@
     poetry run python bench/features.py [--limit 40] [--data ../shared/datasets/manifest.csv]
 
 Prints per-stage timings (median and p90 over pages), the full-page `image_to_data` baseline on the
-same pages in the same run, the ratio, and the peak RSS. Without the dev datasets it uses samples/.
+same pages in the same run, the ratio (median and p10 per page, median per source), the slowest
+pages with their stages, and the peak RSS. Without the dev datasets it uses samples/.
 
 inkwell's OCR runs in-process when libtesseract is installed (`INKWELL_OCR_ENGINE=auto`); set
 `INKWELL_OCR_ENGINE=cli` to measure the one-process-per-call path instead. Beside the baseline the
@@ -80,6 +81,7 @@ def main() -> int:
         for k in (
             "load",
             "normalise",
+            "orientation",
             "regularity",
             "strokes",
             "ocr",
@@ -93,6 +95,7 @@ def main() -> int:
     model = load_version(ROOT / "models" / "default")
     in_process = resolve_engine() == "library"
     sources: list[str] = []
+    names: list[str] = []
     for path, source in files:
         t0 = time.perf_counter()
         pages = load_pages(path, dpi=300)  # PDFs at 300 dpi; images as they are
@@ -106,11 +109,12 @@ def main() -> int:
             line_model_s = time.perf_counter() - t_lines
             total = time.perf_counter() - t1
             stages["load"].append(load_s)
-            for k in ("normalise", "regularity", "strokes", "ocr"):
+            for k in ("normalise", "orientation", "regularity", "strokes", "ocr"):
                 stages[k].append(analysis.timings.get(k, 0.0))
             stages["line_verdicts"].append(analysis.timings.get("lines", 0.0) + line_model_s)
             stages["total"].append(total + load_s)
             sources.append(source)
+            names.append(f"{path.name} p{page.number}")
             if in_process:  # the same extraction with one tesseract process per call
                 t_cli = time.perf_counter()
                 cli_analysis = analyse_page(page.image, OcrSettings(engine="cli"))
@@ -176,6 +180,21 @@ def main() -> int:
                     f"  same pages, full-page OCR on the in-process engine: median {inproc:.3f}"
                     f" s/page, ratio of medians {inproc / ours:.1f}x"
                 )
+    print()
+    print(
+        "slowest pages (s): total, normalise, orientation (reading turns), ocr, strokes, "
+        "regularity, full-page OCR"
+    )
+    for i in np.argsort(stages["total"])[::-1][:8]:
+        full = stages["fullpage_ocr"][i] if stages["fullpage_ocr"] else float("nan")
+        print(
+            f"  {names[i]} ({sources[i]}): {stages['total'][i]:.3f}, "
+            + ", ".join(
+                f"{stages[k][i]:.3f}"
+                for k in ("normalise", "orientation", "ocr", "strokes", "regularity")
+            )
+            + f", {full:.3f}"
+        )
     print(
         f"line verdicts (line features + line model) add median {100 * np.median(line_share):.1f} %"
         f" (p90 {100 * np.percentile(line_share, 90):.1f} %) of the per-page time"

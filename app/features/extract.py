@@ -536,14 +536,19 @@ def analyse_page(grey: np.ndarray, ocr: OcrSettings | None = None) -> PageAnalys
     if not first.turns or not ocr.enabled:
         return first.finish()
     best, best_k = first, 0
+    t0 = time.perf_counter()
     for k in first.turns:
         alt = _Reading.of(np.ascontiguousarray(np.rot90(grey, k)), ocr)
         margin = alt.ocr_median - best.ocr_median
         if not alt.empty and margin >= (ORIENT_MARGIN if best_k == 0 else 0.0):
             best, best_k = alt, k
+    turning = time.perf_counter() - t0
     if best_k == 0:
-        return first.finish()
+        result = first.finish()
+        result.timings["orientation"] = turning
+        return result
     result = best.finish()
+    result.timings["orientation"] = turning
     shape = (int(grey.shape[0]), int(grey.shape[1]))
     result.line_infos = [
         LineInfo(bbox=_turn_box(i.bbox, best_k, shape), features=i.features)
