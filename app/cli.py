@@ -85,13 +85,7 @@ def cmd_classify(args: argparse.Namespace, settings: Settings) -> int:
     try:
         for f in files:
             try:
-                doc = open_document(
-                    f,
-                    dpi=settings.render_dpi,
-                    max_pages=settings.max_pages,
-                    max_pixels=settings.max_image_pixels,
-                    timeout=settings.pdf_timeout,
-                )
+                doc = open_document(f, **settings.render_limits())
                 bar.total += doc.page_count
                 bar.refresh()
                 if pool is None and jobs > 1 and (len(files) > 2 or doc.page_count > 2):
@@ -591,15 +585,9 @@ CORRECTION_LABELS = ("handwritten", "typed", "mixed")
 def _correction_rows(csv_path: Path) -> list[tuple[Path, int, str]]:
     """``path,label[,page]`` rows of a corrections CSV, every one checked before any is kept."""
     from app.errors import InputError
+    from app.training.dataset import read_table
 
-    try:
-        with csv_path.open(newline="", encoding="utf-8") as fh:
-            reader = csv.DictReader(fh)
-            if not reader.fieldnames or not {"path", "label"} <= set(reader.fieldnames):
-                raise InputError(f"{csv_path} needs the columns path,label (and page)")
-            rows = list(reader)
-    except (OSError, UnicodeDecodeError, csv.Error) as e:
-        raise InputError(f"cannot read {csv_path}: {e}") from e
+    rows = read_table(csv_path, InputError)
     out: list[tuple[Path, int, str]] = []
     problems: list[str] = []
     for n, row in enumerate(rows, 2):
@@ -634,10 +622,7 @@ def cmd_corrections(args: argparse.Namespace, settings: Settings) -> int:
                 file,
                 page,
                 filename=file.name,
-                dpi=settings.render_dpi,
-                max_pages=max(settings.max_pages, settings.job_max_pages),
-                max_pixels=settings.max_image_pixels,
-                timeout=settings.pdf_timeout,
+                **settings.render_limits(max(settings.max_pages, settings.job_max_pages)),
             )
             sha = hashlib.sha256(file.read_bytes()).hexdigest()
             c = store.add(rendered, sha256=sha, filename=file.name, label=label)  # type: ignore[arg-type]  # checked against CORRECTION_LABELS above

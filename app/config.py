@@ -5,12 +5,21 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypedDict
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class RenderLimits(TypedDict):
+    """How a document is opened and rendered (the loader's keyword arguments)."""
+
+    dpi: int
+    max_pages: int
+    max_pixels: int
+    timeout: float
 
 
 class Settings(BaseSettings):
@@ -90,6 +99,15 @@ class Settings(BaseSettings):
         "for this plus 60 s is presumed abandoned and retried.",
     )
     log_level: str = "INFO"
+
+    def render_limits(self, max_pages: int | None = None) -> RenderLimits:
+        """The loader's limits (``max_pages`` instead of :attr:`max_pages` when given)."""
+        return RenderLimits(
+            dpi=self.render_dpi,
+            max_pages=max_pages or self.max_pages,
+            max_pixels=self.max_image_pixels,
+            timeout=self.pdf_timeout,
+        )
 
 
 @lru_cache

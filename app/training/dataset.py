@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from app.documents.loader import detect_format
-from app.errors import DatasetError
+from app.errors import AppError, DatasetError
 from app.models.registry import sha256_file
 
 log = logging.getLogger(__name__)
@@ -195,20 +195,29 @@ def _unsure_paths(root: Path) -> set[str]:
         return set()
 
 
+def read_table(path: Path, error: type[AppError]) -> list[dict[str, str]]:
+    """The rows of a CSV with at least the columns ``path`` and ``label``.
+
+    Raises:
+        error: unreadable, or without those columns.
+    """
+    try:
+        with path.open(newline="", encoding="utf-8") as fh:
+            reader = csv.DictReader(fh)
+            if not reader.fieldnames or not {"path", "label"} <= set(reader.fieldnames):
+                raise error(f"{path} needs at least the columns path,label")
+            return list(reader)
+    except (OSError, UnicodeDecodeError, csv.Error) as e:
+        raise error(f"cannot read {path}: {e}") from e
+
+
 def _from_manifest(manifest: Path) -> Dataset:
     root = manifest.parent
     unsure = _unsure_paths(root)
     docs: list[Document] = []
     skipped: list[tuple[str, str]] = []
     seen: dict[str, Path] = {}
-    try:
-        with manifest.open(newline="", encoding="utf-8") as fh:
-            reader = csv.DictReader(fh)
-            if not reader.fieldnames or not {"path", "label"} <= set(reader.fieldnames):
-                raise DatasetError(f"{manifest} needs at least the columns path,label")
-            rows = list(reader)
-    except (OSError, UnicodeDecodeError, csv.Error) as e:
-        raise DatasetError(f"cannot read {manifest}: {e}") from e
+    rows = read_table(manifest, DatasetError)
     for n, row in enumerate(rows, 2):
         rel = (row.get("path") or "").strip()
         label = normalise_label(row.get("label") or "")

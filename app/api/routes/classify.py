@@ -154,13 +154,7 @@ async def classify(
     admission.check()  # refuse at once, before reading the upload, when every slot is taken
     path, sha256 = await spool(file, settings.max_upload_bytes, tmp)
     doc = await asyncio.to_thread(
-        open_document,
-        path,
-        filename=file.filename or "upload",
-        dpi=settings.render_dpi,
-        max_pages=settings.max_pages,
-        max_pixels=settings.max_image_pixels,
-        timeout=settings.pdf_timeout,
+        open_document, path, filename=file.filename or "upload", **settings.render_limits()
     )
     slots = admission.acquire(min(doc.page_count, page_window(settings)))
     ocr = OcrSettings(lang=lang or settings.ocr_lang, timeout=settings.ocr_timeout)

@@ -75,14 +75,7 @@ async def add_correction(
     settings = state.settings
     source, sha256 = await spool(file, settings.max_upload_bytes, tmp)
     rendered = await asyncio.to_thread(
-        read_page,
-        source,
-        page,
-        filename=file.filename or "upload",
-        dpi=settings.render_dpi,
-        max_pages=settings.max_pages,
-        max_pixels=settings.max_image_pixels,
-        timeout=settings.pdf_timeout,
+        read_page, source, page, filename=file.filename or "upload", **settings.render_limits()
     )
     correction = await asyncio.to_thread(
         store.add, rendered, sha256=sha256, filename=file.filename, label=label

@@ -101,10 +101,7 @@ class ClassifyJobs:
             doc = open_document(
                 staging / "upload",
                 filename=filename or "upload",
-                dpi=s.render_dpi,
-                max_pages=s.job_max_pages,
-                max_pixels=s.max_image_pixels,
-                timeout=s.pdf_timeout,
+                **s.render_limits(s.job_max_pages),
             )
             spec = JobSpec(
                 job_id=job_id,
