@@ -78,7 +78,7 @@ def find_components(
         return Components(empty, empty, empty, empty, empty, empty, empty), labels
     slices = ndimage.find_objects(labels)
     box = np.array([(s[1].start, s[0].start, s[1].stop, s[0].stop) for s in slices], dtype=np.int64)
-    area = np.bincount(labels.ravel(), minlength=n + 1)[1:]
+    area = np.bincount(labels[labels > 0], minlength=n + 1)[1:]
     w = box[:, 2] - box[:, 0]
     h = box[:, 3] - box[:, 1]
     fill = area / np.maximum(w * h, 1)
@@ -101,26 +101,49 @@ def find_components(
         x1=kept_box[:, 2],
         y1=kept_box[:, 3],
         area=area[idx],
-        line=_assign_lines(labels, keep, idx, n) if assign_lines else np.zeros(idx.size, np.int64),
+        line=(
+            _assign_lines(labels, keep, kept_box, idx)
+            if assign_lines
+            else np.zeros(idx.size, np.int64)
+        ),
         label=idx + 1,
     )
     return comps, labels
 
 
-def _assign_lines(labels: np.ndarray, keep: np.ndarray, idx: np.ndarray, n: int) -> np.ndarray:
+def _first_pixels(labels: np.ndarray, box: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """Column of each component's first pixel in its top row (``box``: x0, y0, x1, y1 rows).
+
+    Reads only the components' top rows (the sum of their widths), not the whole image.
+    """
+    widths = box[:, 2] - box[:, 0]
+    starts = np.concatenate(([0], np.cumsum(widths)[:-1]))
+    offsets = np.arange(int(widths.sum())) - np.repeat(starts, widths)
+    cols = np.repeat(box[:, 0], widths) + offsets
+    hits = labels[np.repeat(box[:, 1], widths), cols] == np.repeat(ids, widths)
+    # every top row holds at least one pixel of its component: the first hit of each segment
+    first = np.flatnonzero(hits)
+    return np.asarray(cols[first[np.searchsorted(first, starts)]])
+
+
+def _assign_lines(
+    labels: np.ndarray, keep: np.ndarray, box: np.ndarray, idx: np.ndarray
+) -> np.ndarray:
     """Smear text horizontally (run-length smoothing) and label the smeared rows as lines."""
     if idx.size == 0:
         return np.zeros(0, dtype=np.int64)
-    lut = np.zeros(n + 1, dtype=bool)
-    lut[1:] = keep
-    mask = lut[labels]
+    if keep.all():
+        mask = labels > 0
+    else:
+        lut = np.zeros(keep.size + 1, dtype=np.uint8)
+        lut[1:] = keep
+        mask = np.take(lut, labels).view(bool)
     gap = round(1.2 * LAYOUT_HEIGHT) | 1
     smeared = ndimage.maximum_filter1d(mask.view(np.uint8), size=gap, axis=1) > 0
     line_labels, _ = ndimage.label(smeared, structure=np.ones((3, 3), dtype=bool))
-    ys, xs = np.nonzero(mask)
-    comp_to_line = np.zeros(n + 1, dtype=np.int64)
-    comp_to_line[labels[ys, xs]] = line_labels[ys, xs]
-    return np.asarray(comp_to_line[idx + 1])
+    # a component lies inside one smeared line: one pixel of it tells which
+    xs = _first_pixels(labels, box, idx + 1)
+    return np.asarray(line_labels[box[:, 1], xs], dtype=np.int64)
 
 
 def merge_segments(segments: list[Line], *, gap: float = 2.5) -> list[Line]:
