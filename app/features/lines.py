@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from app.features.glyphs import Glyphs, twin_summary
+from app.features.glyphs import TWIN_DISTANCE, Glyphs, twin_summary
 from app.features.layout import Components, Line
 
 LINE_FEATURE_NAMES: tuple[str, ...] = (
@@ -102,6 +102,8 @@ def line_vector(
     glyphs: Glyphs | None = None,
 ) -> list[float]:
     """The feature vector of one line (lengths relative to its median component height)."""
+    if line.members.size == 1:
+        return _single_vector(comps, line, ocr, glyphs)
     m = line.members[np.argsort(comps.x0[line.members], kind="stable")]
     h = comps.height[m]
     w = comps.width[m]
@@ -138,6 +140,48 @@ def line_vector(
         float(np.median(area / np.maximum(w * h, 1))),
         float(area.sum() / box_area),
         float(np.median(w) / med_h),
+        float(conf),
+        float(wordlike),
+        twin_share,
+        twin_dist,
+        eligible,
+    ]
+
+
+def _single_vector(
+    comps: Components,
+    line: Line,
+    ocr: tuple[float, float] | None,
+    glyphs: Glyphs | None,
+) -> list[float]:
+    """:func:`line_vector` of a one-component fragment (half of a page's fragments).
+
+    The same numbers, without the array statistics that are zero or the value itself for one item.
+    """
+    i = int(line.members[0])
+    h = float(comps.y1[i] - comps.y0[i])
+    w = float(comps.x1[i] - comps.x0[i])
+    med_h = max(h, 1.0)
+    area = float(comps.area[i])
+    conf, wordlike = ocr if ocr is not None else (np.nan, np.nan)
+    twin_share, twin_dist, eligible = np.nan, np.nan, np.nan
+    if glyphs is not None:
+        d = float(glyphs.distance[i])
+        if not np.isnan(d):
+            twin_share, twin_dist = float(d < TWIN_DISTANCE), d
+        eligible = float(glyphs.eligible[i])
+    return [
+        0.0,
+        0.0,
+        0.0,
+        0.0,
+        0.0,
+        med_h / max(line.width, 1),
+        line.height / med_h,
+        float(np.log1p(1)),
+        area / max(w * h, 1.0),
+        area / max(1, line.width * line.height),
+        w / med_h,
         float(conf),
         float(wordlike),
         twin_share,
