@@ -1,16 +1,24 @@
 """Bounded work per page (issue 19): the shortcuts give the results of the plain computation.
 
 The rule mask and the line assignment are exact rewrites: they are checked against the plain
-computation they replaced, on random masks.
+computation they replaced, on random masks. A straightened page's crops are cut from the page
+as given and turned one by one: they must show what the straightened layout shows. A page
+that only looks turned is normalised once, and a page whose text is tiny next to its size is
+laid out within the pixel budget.
 """
 
 from __future__ import annotations
 
 import numpy as np
+import pytest
+from PIL import Image
 from scipy import ndimage
 
-from app.features.layout import find_components
-from app.features.normalise import RULE_LENGTH, rule_mask
+from app.features import analyse_page, extract
+from app.features.layout import find_components, group_lines
+from app.features.normalise import MAX_CANON_PIXELS, RULE_LENGTH, normalise, rule_mask
+from tests.conftest import needs_fonts, needs_tesseract
+from tests.helpers import typed_page
 
 
 def _plain_rule_mask(ink: np.ndarray, height: float, axes: tuple[int, ...]) -> np.ndarray:
@@ -61,3 +69,80 @@ def test_line_ids_equal_the_plain_assignment_on_random_masks() -> None:
         ink = ndimage.binary_dilation(rng.random((h, w)) < rng.uniform(0.005, 0.05), iterations=2)
         comps, _ = find_components(ink)
         assert np.array_equal(comps.line, _plain_lines(ink, comps.label))
+
+
+def _turn(grey: np.ndarray, degrees: float) -> np.ndarray:
+    img = Image.fromarray(grey).rotate(
+        degrees, resample=Image.Resampling.BILINEAR, expand=True, fillcolor=255
+    )
+    return np.asarray(img)
+
+
+@needs_fonts
+@pytest.mark.parametrize("degrees", [0.0, 5.0, -3.0])
+def test_crops_of_a_straightened_page_show_what_its_layout_shows(degrees: float) -> None:
+    """Cut from the page as given and turned alone, a line's crop lands on the layout's line."""
+    norm = normalise(_turn(typed_page(150, seed=2), degrees))
+    assert (norm.turned_from is not None) == (degrees != 0.0)
+    comps, _ = find_components(norm.ink)
+    lines = group_lines(comps)
+    assert len(lines) >= 10
+    for ln in lines[:12]:
+        box = (ln.x0 - 2, ln.y0 - 2, ln.x1 + 2, ln.y1 + 2)
+        crop = norm.crop(box).astype(np.float64)
+        layout = norm.grey[box[1] : box[3], box[0] : box[2]]
+        ref = np.asarray(
+            Image.fromarray(layout).resize(
+                (crop.shape[1], crop.shape[0]), Image.Resampling.BILINEAR
+            ),
+            dtype=np.float64,
+        )
+        errors = {
+            (dy, dx): np.abs(np.roll(crop, (dy, dx), axis=(0, 1)) - ref)[3:-3, 3:-3].mean()
+            for dy in range(-3, 4)
+            for dx in range(-3, 4)
+        }
+        assert min(errors, key=lambda k: errors[k]) in {(0, 0), (0, 1), (1, 0), (0, -1), (-1, 0)}
+        assert errors[(0, 0)] < 25.0
+
+
+@needs_tesseract
+@needs_fonts
+def test_a_suspect_page_whose_turn_loses_is_normalised_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The turns of a page that only looks sideways are read from its normalised copy."""
+    page = typed_page(150, seed=5)
+    calls: list[tuple[int, int]] = []
+    real = extract.normalise
+
+    def counting(grey: np.ndarray) -> object:
+        calls.append(grey.shape)
+        return real(grey)
+
+    monkeypatch.setattr(extract, "normalise", counting)
+    monkeypatch.setattr(extract, "looks_sideways", lambda comps: True)  # a false suspicion
+    analysis = analyse_page(page)
+    assert analysis.orientation == 0
+    assert calls == [page.shape]
+    assert analysis.timings["orientation"] > 0.0
+    # a page that is turned is still read again, in full, the right way up
+    calls.clear()
+    monkeypatch.setattr(extract, "looks_sideways", real_looks_sideways)
+    turned = analyse_page(np.ascontiguousarray(np.rot90(page, 1)))
+    assert turned.orientation == 270
+    assert len(calls) == 2
+
+
+real_looks_sideways = extract.looks_sideways
+
+
+@needs_fonts
+def test_tiny_text_on_a_large_page_is_laid_out_within_the_pixel_budget() -> None:
+    """A page whose text is tiny next to its size costs no more than the budget allows."""
+    small = typed_page(100, seed=3)
+    big = np.full((small.shape[0] * 3, small.shape[1] * 3), 255, dtype=np.uint8)
+    big[: small.shape[0], : small.shape[1]] = small  # small print on a large sheet
+    norm = normalise(np.tile(small, (3, 3)))
+    assert norm.grey.size <= MAX_CANON_PIXELS * 1.01
+    assert normalise(big).grey.size <= MAX_CANON_PIXELS * 1.01

@@ -23,7 +23,7 @@ from app.ocr import OcrWord, image_to_words
 
 log = logging.getLogger(__name__)
 
-FEATURE_VERSION = "3.2"
+FEATURE_VERSION = "3.3"
 """2.2: word confidences keep tesseract's decimals (pytesseract's dict output truncated them).
 2.3: pages skewed by 0.5° or more are straightened first.
 2.4: they are turned where text is 30 px tall, not 40 (half the pixels, same stroke widths).
@@ -33,7 +33,12 @@ FEATURE_VERSION = "3.2"
      blots are not characters; a column of one-glyph fragments (a number printed up the
      margin) is one fragment.
 3.2: slivers (a scan's dark edge, cut up) no longer make an upright page look sideways: with
-     3.1 eight dev pages were read a second time turned, and three of them kept turned."""
+     3.1 eight dev pages were read a second time turned, and three of them kept turned.
+3.3: bounded work (issue 19): a crooked page's layout copy is straightened, not the full page
+     resampled to 30-px text and turned (its crops are cut from the page as given and turned
+     one by one); the layout copy holds at most 5 Mpx, not 12; a suspect orientation is
+     decided on the normalised page turned by quarter turns, the page read in full again only
+     when the turn wins."""
 
 OCR_FEATURES = (
     "ocr_conf_mean",
@@ -535,18 +540,21 @@ def analyse_page(grey: np.ndarray, ocr: OcrSettings | None = None) -> PageAnalys
     first = _Reading.of(grey, ocr)
     if not first.turns or not ocr.enabled:
         return first.finish()
-    best, best_k = first, 0
+    best_k, best_median = 0, first.ocr_median
     t0 = time.perf_counter()
     for k in first.turns:
-        alt = _Reading.of(np.ascontiguousarray(np.rot90(grey, k)), ocr)
-        margin = alt.ocr_median - best.ocr_median
+        # deciding needs only the OCR of the turned page: the layout already read, turned (a
+        # quarter turn is exact), is enough; the page is read in full only if the turn wins
+        alt = first.turned(k, ocr)
+        margin = alt.ocr_median - best_median
         if not alt.empty and margin >= (ORIENT_MARGIN if best_k == 0 else 0.0):
-            best, best_k = alt, k
-    turning = time.perf_counter() - t0
+            best_k, best_median = k, alt.ocr_median
     if best_k == 0:
         result = first.finish()
-        result.timings["orientation"] = turning
+        result.timings["orientation"] = time.perf_counter() - t0
         return result
+    best = _Reading.of(np.ascontiguousarray(np.rot90(grey, best_k)), ocr, decide=False)
+    turning = time.perf_counter() - t0
     result = best.finish()
     result.timings["orientation"] = turning
     shape = (int(grey.shape[0]), int(grey.shape[1]))
@@ -585,15 +593,23 @@ class _Reading:
         return self.ocr.get("ocr_conf_median", 0.0)
 
     @classmethod
-    def of(cls, grey: np.ndarray, ocr: OcrSettings) -> _Reading:
-        """Normalise, find components and lines, decide the turns to try, read the OCR sample."""
+    def of(cls, grey: np.ndarray, ocr: OcrSettings, *, decide: bool = True) -> _Reading:
+        """Normalise, find components and lines, decide the turns to try, read the OCR sample.
+
+        ``decide=False``: the page is known to be upright (no turn is looked for).
+        """
         t0 = time.perf_counter()
-        norm = normalise(grey)
+        return cls._read(normalise(grey), ocr, decide=decide, t0=t0)
+
+    @classmethod
+    def _read(cls, norm: Normalised, ocr: OcrSettings, *, decide: bool, t0: float) -> _Reading:
         comps, labels = find_components(norm.ink)
         lines = group_lines(comps)
         t1 = time.perf_counter()
         turns: list[int] = []
-        if looks_sideways(comps):
+        if not decide:
+            pass
+        elif looks_sideways(comps):
             turns = [1, 3]
         elif len(lines) >= 3 and ascender_ratio(norm.ink, lines) < UPSIDE_DOWN_SUSPECT:
             turns = [2]
@@ -602,6 +618,33 @@ class _Reading:
             reading.ocr = ocr_features(norm, lines, ocr, reading.per_line)
             reading.timings["ocr"] = time.perf_counter() - t1
         return reading
+
+    def turned(self, k: int, ocr: OcrSettings) -> _Reading:
+        """This page's reading turned by ``k`` quarter turns (counter-clockwise), up to its OCR.
+
+        The normalised page is turned, not normalised again (its text height is kept).
+        """
+        norm = self.norm
+
+        def turn(a: np.ndarray) -> np.ndarray:
+            return np.ascontiguousarray(np.rot90(a, k))
+
+        shape = norm.turned_from
+        if shape is not None and k % 2:
+            shape = (shape[1], shape[0])
+        view = Normalised(
+            grey=turn(norm.grey),
+            ink=turn(norm.ink),
+            scale=norm.scale,
+            text_height=norm.text_height,
+            original=turn(norm.original),
+            background=turn(norm.background),
+            threshold=norm.threshold,
+            ruled=norm.ruled,
+            skew=norm.skew,
+            turned_from=shape,
+        )
+        return _Reading._read(view, ocr, decide=False, t0=time.perf_counter())
 
     def finish(self) -> PageAnalysis:
         """Every other feature, and the line verdicts' inputs."""

@@ -23,13 +23,11 @@ MIN_DESKEW = 0.5
 """Pages skewed by at least this many degrees are straightened before any feature."""
 MAX_SKEW = 10.0
 """The largest skew looked for (a scan or phone photo, not a page turned on its side)."""
-TURN_TEXT_HEIGHT = 1.5 * CANON_HEIGHT
-"""Text height (px) at which a skewed page is turned (a larger one costs more, same result)."""
-MAX_TURN_PIXELS = 30_000_000
-"""Most pixels a page may have while it is being straightened."""
 MAX_SCALE = 4.0
 MIN_SCALE = 0.05
-MAX_CANON_PIXELS = 12_000_000
+MAX_CANON_PIXELS = 5_000_000
+"""Most pixels of the layout copy: a page whose text is tiny next to its size (a dense register,
+a fax, a manuscript in small hand) is laid out with smaller text rather than at any cost."""
 
 
 @dataclass(frozen=True)
@@ -45,7 +43,7 @@ class Normalised:
     text_height: float
     """Character height in the original pixels (0 when no text was found)."""
     original: np.ndarray
-    """The page as loaded."""
+    """The page as given (crops are cut from it)."""
     background: np.ndarray
     """Small estimate of the paper (see :func:`estimate_background`)."""
     threshold: float
@@ -54,26 +52,28 @@ class Normalised:
     """Ruled paper was found (and its rules removed from ``ink`` and from crops)."""
     skew: float = 0.0
     """Degrees the page was turned (counter-clockwise) to straighten its lines; 0 if it was not."""
-    source_shape: tuple[int, int] | None = None
-    """(height, width) of the page as it was given."""
-    prescale: float = 1.0
-    """A straightened page was first resampled by this factor (``original`` is in those pixels)."""
+    turned_from: tuple[int, int] | None = None
+    """(height, width) of the page brought to the layout scale before it was straightened."""
+
+    @property
+    def source_shape(self) -> tuple[int, int]:
+        """(height, width) of the page as it was given."""
+        return int(self.original.shape[0]), int(self.original.shape[1])
+
+    def _to_page(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Layout pixels of a straightened page as pixels of the page as given."""
+        assert self.turned_from is not None
+        xs, ys = _to_source(x, y, self.skew, self.turned_from, self.grey.shape)
+        return xs / self.scale, ys / self.scale
 
     def page_box(self, box: tuple[float, float, float, float]) -> tuple[int, int, int, int]:
         """A box in layout pixels as a box in the pixels of the page as it was given."""
         inv = 1.0 / self.scale if self.scale > 0 else 1.0
         x0, y0, x1, y1 = (v * inv for v in box)
-        if self.skew and self.source_shape is not None:
+        if self.skew and self.turned_from is not None:
             h, w = self.source_shape
-            resampled = (round(h * self.prescale), round(w * self.prescale))
-            xs, ys = _to_source(
-                np.array([x0, x1, x0, x1]),
-                np.array([y0, y0, y1, y1]),
-                self.skew,
-                resampled,
-                self.original.shape,
-            )
-            xs, ys = xs / self.prescale, ys / self.prescale
+            bx0, by0, bx1, by1 = box
+            xs, ys = self._to_page(np.array([bx0, bx1, bx0, bx1]), np.array([by0, by0, by1, by1]))
             x0, x1 = float(np.clip(xs.min(), 0, w)), float(np.clip(xs.max(), 0, w))
             y0, y1 = float(np.clip(ys.min(), 0, h)), float(np.clip(ys.max(), 0, h))
         return int(x0), int(y0), int(np.ceil(x1)), int(np.ceil(y1))
@@ -83,27 +83,79 @@ class Normalised:
 
         Returns the background-flattened grey crop; ink is ``crop <= threshold``.
         """
-        oh, ow = self.original.shape
+        if self.skew and self.turned_from is not None:
+            return self._straight_crop(box, height)
         inv = 1.0 / self.scale
         x0, y0 = max(0, int(box[0] * inv)), max(0, int(box[1] * inv))
-        x1, y1 = min(ow, int(np.ceil(box[2] * inv))), min(oh, int(np.ceil(box[3] * inv)))
+        x1, y1 = int(np.ceil(box[2] * inv)), int(np.ceil(box[3] * inv))
+        return self._flat_part((x0, y0, x1, y1), height)[0]
+
+    def _flat_part(
+        self, part: tuple[int, int, int, int], height: float
+    ) -> tuple[np.ndarray, float, float]:
+        """``part`` (pixels of the page as given) resampled to ``height`` text and flattened.
+
+        Returns the crop and its horizontal and vertical resampling factors.
+        """
+        oh, ow = self.original.shape
+        x0, y0 = max(0, part[0]), max(0, part[1])
+        x1, y1 = min(ow, part[2]), min(oh, part[3])
         if x1 <= x0 or y1 <= y0:
-            return np.full((1, 1), 255, np.uint8)
+            return np.full((1, 1), 255, np.uint8), 1.0, 1.0
         bh, bw = self.background.shape
         by0, bx0 = int(y0 * bh / oh), int(x0 * bw / ow)
         by1 = max(by0 + 1, int(np.ceil(y1 * bh / oh)))
         bx1 = max(bx0 + 1, int(np.ceil(x1 * bw / ow)))
-        part = self.original[y0:y1, x0:x1]
+        cut = self.original[y0:y1, x0:x1]
         factor = height / self.text_height if self.text_height > 0 else 1.0
         if abs(factor - 1.0) > 1e-3:
-            part = _resize(part, factor)
-        flat = divide_background(part, self.background[by0:by1, bx0:bx1])
+            cut = _resize(cut, factor)
+        flat = divide_background(cut, self.background[by0:by1, bx0:bx1])
         if self.ruled:
             rules = rule_mask(flat <= self.threshold, height, axes=(1,))
             if rules.any():
                 flat = flat.copy()
                 flat[rules] = 255
-        return flat
+        return flat, cut.shape[1] / (x1 - x0), cut.shape[0] / (y1 - y0)
+
+    def _straight_crop(self, box: tuple[int, int, int, int], height: float) -> np.ndarray:
+        """A crop of a straightened page, never turning the whole page.
+
+        The part of the page as given under ``box`` is resampled and flattened, then turned
+        straight in one interpolation.
+        """
+        bx0, by0, bx1, by1 = box
+        xs, ys = self._to_page(np.array([bx0, bx1, bx0, bx1]), np.array([by0, by0, by1, by1]))
+        part = (
+            int(np.floor(xs.min())) - 2,
+            int(np.floor(ys.min())) - 2,
+            int(np.ceil(xs.max())) + 2,
+            int(np.ceil(ys.max())) + 2,
+        )
+        px0, py0 = max(0, part[0]), max(0, part[1])
+        flat, fx, fy = self._flat_part(part, height)
+        factor = height / self.text_height if self.text_height > 0 else 1.0
+        ratio = factor / self.scale  # crop pixels per layout pixel
+        out_w, out_h = max(1, round((bx1 - bx0) * ratio)), max(1, round((by1 - by0) * ratio))
+        assert self.turned_from is not None
+        a, b, c, d, e, f = _rotation(self.skew, self.turned_from, self.grey.shape)
+        k = 1.0 / (self.scale * ratio)
+        data = (
+            fx * a * k,
+            fx * b * k,
+            fx * ((a * bx0 + b * by0 + c) / self.scale - px0),
+            fy * d * k,
+            fy * e * k,
+            fy * ((d * bx0 + e * by0 + f) / self.scale - py0),
+        )
+        img = Image.fromarray(flat).transform(
+            (out_w, out_h),
+            Image.Transform.AFFINE,
+            data,
+            resample=Image.Resampling.BILINEAR,
+            fillcolor=255,
+        )
+        return np.asarray(img)
 
 
 def estimate_background(grey: np.ndarray) -> np.ndarray:
@@ -343,24 +395,9 @@ def normalise(grey: np.ndarray, height: float = LAYOUT_HEIGHT) -> Normalised:
     resampled once to the canonical scale and the background is divided out there: no full-size
     floating-point pass over a 300-dpi page.
     """
-    source_shape = (int(grey.shape[0]), int(grey.shape[1]))
     background, factor, threshold, probe_ink, probe_height, boxes = _probe(grey)
     skew = estimate_skew(probe_ink, probe_height, boxes=boxes)
-    prescale = 1.0
-    if abs(skew) >= MIN_DESKEW:
-        # Turn the page where its text is 1.5 crop heights tall: turning interpolates, and at a
-        # low resolution that blur would thicken every stroke the crops then measure.
-        text_px = probe_height * factor
-        if text_px > 0:
-            prescale = float(np.clip(TURN_TEXT_HEIGHT / text_px, 0.25, 3.0))
-            prescale = min(prescale, (MAX_TURN_PIXELS / grey.size) ** 0.5)
-        if abs(prescale - 1.0) > 1e-3:
-            h, w = grey.shape
-            size = (max(1, round(w * prescale)), max(1, round(h * prescale)))
-            grey = np.asarray(Image.fromarray(grey).resize(size, Image.Resampling.LANCZOS))
-        grey = rotate_page(grey, skew, fill=int(np.clip(np.median(background), 0, 255)))
-        background, factor, threshold, probe_ink, probe_height, _ = _probe(grey)
-    else:
+    if abs(skew) < MIN_DESKEW:
         skew = 0.0
     text_height = probe_height * factor
     scale = 1.0
@@ -372,6 +409,12 @@ def normalise(grey: np.ndarray, height: float = LAYOUT_HEIGHT) -> Normalised:
         scale *= (MAX_CANON_PIXELS / pixels) ** 0.5
     canon = _resize(grey, scale) if abs(scale - 1.0) > 1e-3 else grey
     canon = divide_background(canon, background)
+    turned_from = None
+    if skew:
+        # Straighten the layout copy only (small): crops are cut from the page as given and
+        # turned one by one (see Normalised.crop), so the full page is never turned.
+        turned_from = (int(canon.shape[0]), int(canon.shape[1]))
+        canon = rotate_page(canon, skew, fill=255)
     ink = canon <= threshold
     ruled = is_ruled_paper(ink)
     # rules, underlines and table borders are not text: left in, a form's row box or an
@@ -387,8 +430,7 @@ def normalise(grey: np.ndarray, height: float = LAYOUT_HEIGHT) -> Normalised:
         background=background,
         threshold=threshold,
         skew=skew,
-        source_shape=source_shape,
-        prescale=prescale,
+        turned_from=turned_from,
     )
 
 
