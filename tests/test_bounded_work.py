@@ -146,3 +146,37 @@ def test_tiny_text_on_a_large_page_is_laid_out_within_the_pixel_budget() -> None
     norm = normalise(np.tile(small, (3, 3)))
     assert norm.grey.size <= MAX_CANON_PIXELS * 1.01
     assert normalise(big).grey.size <= MAX_CANON_PIXELS * 1.01
+
+
+@needs_tesseract
+@needs_fonts
+@pytest.mark.parametrize("quarter_turns", [1, 2, 3])
+def test_a_page_read_turned_gets_the_upright_pages_verdict(quarter_turns: int) -> None:
+    """The line model and the mixed detector read a turned page's fragments the right way up.
+
+    Its boxes are reported on the page as given, but a fragment's height and its row are the
+    upright page's: the verdict, the share and the line probabilities are the upright page's.
+    """
+    from app.documents import Page
+    from app.features.extract import given_box, upright_box
+    from app.models.predict import classify_pages
+    from app.models.registry import load_version
+    from tests.conftest import ROOT
+
+    model = load_version(ROOT / "models" / "default")
+    page = typed_page(150, seed=5)
+    given = np.ascontiguousarray(np.rot90(page, quarter_turns))
+    upright, turned = classify_pages(
+        [Page(image=page, number=1, dpi=None), Page(image=given, number=2, dpi=None)], model
+    )
+    assert turned.orientation == 90 * ((4 - quarter_turns) % 4)
+    assert (turned.label, turned.handwritten_share) == (upright.label, upright.handwritten_share)
+    shape = (int(given.shape[0]), int(given.shape[1]))
+    assert sorted(ln.p_handwritten for ln in turned.lines) == pytest.approx(
+        sorted(ln.p_handwritten for ln in upright.lines)
+    )
+    for ln in turned.lines:  # on the page as given, and the same box once turned back
+        box = upright_box(ln.bbox, turned.orientation, shape)
+        assert given_box(box, turned.orientation, shape) == ln.bbox
+        x0, y0, x1, y1 = ln.bbox
+        assert 0 <= x0 < x1 <= shape[1] and 0 <= y0 < y1 <= shape[0]

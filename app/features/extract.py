@@ -526,6 +526,28 @@ def _turn_box(
     return box
 
 
+def upright_box(
+    box: tuple[int, int, int, int], orientation: int, shape: tuple[int, int]
+) -> tuple[int, int, int, int]:
+    """A box on the page as given, as a box on the page turned upright.
+
+    ``orientation``: :attr:`PageAnalysis.orientation`; ``shape``: the given page's (height,
+    width). Models read a fragment's box (its height, its row) the right way up.
+    """
+    k = (orientation // 90) % 4
+    if k == 0:
+        return box
+    h, w = shape
+    return _turn_box(box, 4 - k, (w, h) if k % 2 else (h, w))
+
+
+def given_box(
+    box: tuple[int, int, int, int], orientation: int, shape: tuple[int, int]
+) -> tuple[int, int, int, int]:
+    """The inverse of :func:`upright_box`: a box on the upright page on the page as given."""
+    return _turn_box(box, (orientation // 90) % 4, shape)
+
+
 # ---------------------------------------------------------------------------------- page
 def analyse_page(grey: np.ndarray, ocr: OcrSettings | None = None) -> PageAnalysis:
     """Compute every feature of one greyscale page (uint8, 255 = paper).

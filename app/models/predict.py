@@ -14,13 +14,14 @@ from collections import deque
 from collections.abc import Callable, Generator, Iterable, Sequence
 from concurrent.futures import Executor, Future
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from app.documents import Page
 from app.errors import WorkerCrashedError
 from app.features import FEATURE_NAMES, OcrSettings, PageRow, featurise_page
+from app.features.extract import given_box, upright_box
 from app.features.lines import LineInfo, with_page_context
 from app.models.registry import ModelVersion
 from app.models.verdict import (
@@ -138,25 +139,37 @@ def merge_row_verdicts(lines: list[LineVerdict]) -> list[LineVerdict]:
 
 
 def _lines(
-    version: ModelVersion, infos: list[LineInfo]
+    version: ModelVersion,
+    infos: list[LineInfo],
+    orientation: int = 0,
+    shape: tuple[int, int] = (0, 0),
 ) -> tuple[list[LineVerdict], float | None, Fragments | None]:
-    """Display lines, the handwritten share and the fragments (boxes, probabilities)."""
+    """Display lines, the handwritten share and the fragments (boxes, probabilities).
+
+    The boxes of a page that was read turned (``orientation``; ``shape`` is the given page's
+    height and width) are turned upright for the models (a fragment's height, its row) and
+    back for display.
+    """
     if not infos:
         return [], None, None
-    boxes = np.array([i.bbox for i in infos], dtype=np.float64).reshape(-1, 4)
+    upright = [upright_box(i.bbox, orientation, shape) for i in infos]
+    boxes = np.array(upright, dtype=np.float64).reshape(-1, 4)
     x = with_page_context(np.array([i.features for i in infos], dtype=np.float64), boxes)
     p = version.predict_lines(x)
     if p is None:
         return [], None, None
     verdicts = [
         LineVerdict(
-            bbox=i.bbox,
+            bbox=box,
             label=LABEL_HANDWRITTEN if q >= 0.5 else LABEL_TYPED,
             p_handwritten=float(q),
         )
-        for i, q in zip(infos, p, strict=True)
+        for box, q in zip(upright, p, strict=True)
     ]
-    return merge_row_verdicts(verdicts), page_share((boxes, p)), (boxes, p)
+    merged = merge_row_verdicts(verdicts)
+    if orientation % 360:
+        merged = [replace(v, bbox=given_box(v.bbox, orientation, shape)) for v in merged]
+    return merged, page_share((boxes, p)), (boxes, p)
 
 
 def iter_featurised(
@@ -227,7 +240,11 @@ def verdicts_for(
     verdicts = []
     for (meta, row), p in zip(rows, proba, strict=True):
         empty = row.features[empty_col] > 0.5
-        lines, share, frags = ([], None, None) if empty else _lines(version, row.lines)
+        lines, share, frags = (
+            ([], None, None)
+            if empty
+            else _lines(version, row.lines, row.orientation, (meta.height, meta.width))
+        )
         label = LABEL_EMPTY if empty else final_label(float(p), share, rule, frags)
         q = rule.score(float(p), share)
         verdicts.append(
