@@ -156,6 +156,19 @@ def main() -> int:
                 f"full-page OCR {np.median(np.array(stages['fullpage_ocr'])[sel]):.3f} s/page, "
                 f"ratio median {np.median(ratio[sel]):.1f}x"
             )
+        slower = [
+            s
+            for s in sorted(set(sources))
+            if np.median(np.array(stages["total"])[src == s])
+            > np.median(np.array(stages["fullpage_ocr"])[src == s])
+        ]
+        total = np.array(stages["total"])
+        print(
+            f"issue 19's bar: median ratio {np.median(ratio):.1f}x (>= 5), median "
+            f"{np.median(total):.3f} s/page (<= 0.2), p10 ratio {np.percentile(ratio, 10):.1f}x "
+            f"(>= 2), sources slower than their own full-page OCR: {len(slower)} (0)"
+            + (f" {', '.join(slower)}" if slower else "")
+        )
     lv = np.array(stages["line_verdicts"])
     line_share = lv / (np.array(stages["total"]) - lv)
     if stages["fullpage_ocr"]:
