@@ -74,6 +74,14 @@ def handwritten_page(dpi: int = 150, *, seed: int = 0, text: str = TEXT) -> np.n
     return np.asarray(page)
 
 
+def turn_page(grey: np.ndarray, degrees: float) -> np.ndarray:
+    """A page turned by ``degrees`` (counter-clockwise) as a crooked scan: white corners."""
+    img = Image.fromarray(grey).rotate(
+        degrees, resample=Image.Resampling.BILINEAR, expand=True, fillcolor=255
+    )
+    return np.asarray(img)
+
+
 def encode(image: np.ndarray | Image.Image, fmt: str, **kwargs: object) -> bytes:
     img = Image.fromarray(image) if isinstance(image, np.ndarray) else image
     buf = io.BytesIO()

@@ -18,7 +18,7 @@ from app.features import analyse_page, extract
 from app.features.layout import find_components, group_lines
 from app.features.normalise import MAX_CANON_PIXELS, RULE_LENGTH, normalise, rule_mask
 from tests.conftest import needs_fonts, needs_tesseract
-from tests.helpers import typed_page
+from tests.helpers import turn_page, typed_page
 
 
 def _plain_rule_mask(ink: np.ndarray, height: float, axes: tuple[int, ...]) -> np.ndarray:
@@ -71,18 +71,11 @@ def test_line_ids_equal_the_plain_assignment_on_random_masks() -> None:
         assert np.array_equal(comps.line, _plain_lines(ink, comps.label))
 
 
-def _turn(grey: np.ndarray, degrees: float) -> np.ndarray:
-    img = Image.fromarray(grey).rotate(
-        degrees, resample=Image.Resampling.BILINEAR, expand=True, fillcolor=255
-    )
-    return np.asarray(img)
-
-
 @needs_fonts
 @pytest.mark.parametrize("degrees", [0.0, 5.0, -3.0])
 def test_crops_of_a_straightened_page_show_what_its_layout_shows(degrees: float) -> None:
     """Cut from the page as given and turned alone, a line's crop lands on the layout's line."""
-    norm = normalise(_turn(typed_page(150, seed=2), degrees))
+    norm = normalise(turn_page(typed_page(150, seed=2), degrees))
     assert (norm.turned_from is not None) == (degrees != 0.0)
     comps, _ = find_components(norm.ink)
     lines = group_lines(comps)
@@ -104,6 +97,9 @@ def test_crops_of_a_straightened_page_show_what_its_layout_shows(degrees: float)
         }
         assert min(errors, key=lambda k: errors[k]) in {(0, 0), (0, 1), (1, 0), (0, -1), (-1, 0)}
         assert errors[(0, 0)] < 25.0
+
+
+real_looks_sideways = extract.looks_sideways
 
 
 @needs_tesseract
@@ -132,9 +128,6 @@ def test_a_suspect_page_whose_turn_loses_is_normalised_once(
     turned = analyse_page(np.ascontiguousarray(np.rot90(page, 1)))
     assert turned.orientation == 270
     assert len(calls) == 2
-
-
-real_looks_sideways = extract.looks_sideways
 
 
 @needs_fonts

@@ -14,7 +14,7 @@ from app.features.cache import FeatureCache
 from app.features.extract import build_montage, is_wordlike
 from app.features.normalise import LAYOUT_HEIGHT, estimate_text_height, normalise, otsu_threshold
 from tests.conftest import needs_fonts, needs_tesseract
-from tests.helpers import handwritten_page, typed_page
+from tests.helpers import handwritten_page, turn_page, typed_page
 
 pytestmark = [needs_tesseract, needs_fonts]
 
@@ -249,13 +249,6 @@ def test_ruled_notebook_paper_rules_are_removed() -> None:
     assert not is_ruled_paper(form)
 
 
-def _turn(grey: np.ndarray, degrees: float) -> np.ndarray:
-    img = Image.fromarray(grey).rotate(
-        degrees, resample=Image.Resampling.BILINEAR, expand=True, fillcolor=255
-    )
-    return np.asarray(img)
-
-
 @needs_fonts
 @pytest.mark.parametrize(
     ("make", "degrees"),
@@ -265,9 +258,9 @@ def test_skew_is_found_and_undone(make, degrees: float) -> None:  # type: ignore
     """A crooked page is straightened: its skew is measured within half a degree."""
     page = make(150, seed=2)
     assert normalise(page).skew == 0.0  # a straight page is left as it is
-    norm = normalise(_turn(page, degrees))
+    norm = normalise(turn_page(page, degrees))
     assert norm.skew == pytest.approx(-degrees, abs=0.5)
-    assert norm.source_shape == _turn(page, degrees).shape
+    assert norm.source_shape == turn_page(page, degrees).shape
 
 
 @needs_tesseract
@@ -275,7 +268,7 @@ def test_skew_is_found_and_undone(make, degrees: float) -> None:  # type: ignore
 def test_skewed_page_reads_like_the_straight_one() -> None:
     """Straightening puts the layout features back where the straight page has them."""
     page = typed_page(150, seed=4)
-    straight, crooked = analyse_page(page), analyse_page(_turn(page, 6.0))
+    straight, crooked = analyse_page(page), analyse_page(turn_page(page, 6.0))
     assert len(crooked.lines) == pytest.approx(len(straight.lines), abs=2)
     for name in ("reg_baseline_dev", "reg_comps_per_line", "reg_line_spacing_cv"):
         assert crooked.features[name] == pytest.approx(straight.features[name], rel=0.25, abs=0.05)
@@ -286,7 +279,7 @@ def test_skewed_page_reads_like_the_straight_one() -> None:
 @needs_fonts
 def test_line_boxes_are_in_the_pixels_of_the_page_as_given() -> None:
     """On a straightened page, line boxes still land on the ink of the page the user sent."""
-    given = _turn(typed_page(150, seed=1), 5.0)
+    given = turn_page(typed_page(150, seed=1), 5.0)
     infos = analyse_page(given).line_infos
     assert len(infos) >= 10
     ink = given < 128

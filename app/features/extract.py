@@ -580,14 +580,23 @@ def analyse_page(grey: np.ndarray, ocr: OcrSettings | None = None) -> PageAnalys
     result = best.finish()
     result.timings["orientation"] = turning
     shape = (int(grey.shape[0]), int(grey.shape[1]))
+    result.orientation = 90 * best_k
     result.line_infos = [
-        LineInfo(bbox=_turn_box(i.bbox, best_k, shape), features=i.features)
+        LineInfo(bbox=given_box(i.bbox, result.orientation, shape), features=i.features)
         for i in result.line_infos
     ]
-    result.orientation = 90 * best_k
     for key, value in first.timings.items():
         result.timings[key] = result.timings.get(key, 0.0) + value
     return result
+
+
+def _turns_to_try(norm: Normalised, comps: Components, lines: list[Line]) -> list[int]:
+    """Quarter turns worth reading (sideways: both sides; upside down: a half turn; or none)."""
+    if looks_sideways(comps):
+        return [1, 3]
+    if len(lines) >= 3 and ascender_ratio(norm.ink, lines) < UPSIDE_DOWN_SUSPECT:
+        return [2]
+    return []
 
 
 @dataclass
@@ -628,13 +637,7 @@ class _Reading:
         comps, labels = find_components(norm.ink)
         lines = group_lines(comps)
         t1 = time.perf_counter()
-        turns: list[int] = []
-        if not decide:
-            pass
-        elif looks_sideways(comps):
-            turns = [1, 3]
-        elif len(lines) >= 3 and ascender_ratio(norm.ink, lines) < UPSIDE_DOWN_SUSPECT:
-            turns = [2]
+        turns = _turns_to_try(norm, comps, lines) if decide else []
         reading = cls(norm, comps, labels, lines, turns, {"normalise": t1 - t0})
         if not reading.empty:
             reading.ocr = ocr_features(norm, lines, ocr, reading.per_line)

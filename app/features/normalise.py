@@ -393,7 +393,8 @@ def normalise(grey: np.ndarray, height: float = LAYOUT_HEIGHT) -> Normalised:
 
     The text size is estimated on a reduced copy (long side 1100-2200 px), then the original is
     resampled once to the canonical scale and the background is divided out there: no full-size
-    floating-point pass over a 300-dpi page.
+    floating-point pass over a 300-dpi page. A crooked page's layout copy is then straightened;
+    its crops are straightened one by one when they are cut (:meth:`Normalised.crop`).
     """
     background, factor, threshold, probe_ink, probe_height, boxes = _probe(grey)
     skew = estimate_skew(probe_ink, probe_height, boxes=boxes)
