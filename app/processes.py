@@ -10,6 +10,10 @@ comes from :func:`worker_pool`. Its workers
   the owner exits, however it exits (SIGKILL, the OOM killer). ``PR_SET_PDEATHSIG`` cannot do this
   here: a forkserver worker's parent is the fork server, which outlives the owner as long as
   workers hold its pipe.
+
+Each worker, and any process that extracts features, runs its BLAS with one thread
+(:func:`one_blas_thread`): the work is one page per process, and OpenBLAS's own threads only
+fight the other workers for the cores.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from functools import cache
 from typing import Any, Literal
 
 log = logging.getLogger(__name__)
@@ -54,11 +59,30 @@ def _watch_owner(pid: int) -> None:
     os._exit(ORPHAN_EXIT_CODE)
 
 
+@cache
+def one_blas_thread() -> None:
+    """Limit this process's BLAS (numpy's, scipy's OpenBLAS) to one thread; once per process.
+
+    inkwell's parallelism is one page (or one fold) per process. OpenBLAS would also start a
+    thread per core for every matrix product above a small size (the glyph descriptors' products,
+    the line fits' least squares); on a machine whose cores are all busy with workers those
+    threads wait on each other (``bench/features.py --busy 1``: the median page 0.250 s with the
+    default threads, 0.215 s with one; the p90 of the
+    regularity stage, where the glyph comparison is, 67 ms and 25 ms). The features are
+    bit-identical (a test checks it). Libraries loaded later than the first call are not limited;
+    numpy's is loaded by then.
+    """
+    from threadpoolctl import threadpool_limits  # noqa: PLC0415 - scans the loaded libraries
+
+    threadpool_limits(limits=1, user_api="blas")
+
+
 def _init_worker(
     owner: int, initializer: Callable[..., object] | None, initargs: Sequence[Any]
 ) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    one_blas_thread()
     threading.Thread(target=_watch_owner, args=(owner,), name="owner-watch", daemon=True).start()
     if initializer is not None:
         initializer(*initargs)

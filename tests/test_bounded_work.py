@@ -4,7 +4,8 @@ The rule mask and the line assignment are exact rewrites: they are checked again
 computation they replaced, on random masks. A straightened page's crops are cut from the page
 as given and turned one by one: they must show what the straightened layout shows. A page
 that only looks turned is normalised once, and a page whose text is tiny next to its size is
-laid out within the pixel budget.
+laid out within the pixel budget. Feature extraction and pool workers run BLAS on one thread, with
+the numbers of the default threads.
 """
 
 from __future__ import annotations
@@ -13,10 +14,13 @@ import numpy as np
 import pytest
 from PIL import Image
 from scipy import ndimage
+from threadpoolctl import threadpool_info, threadpool_limits
 
 from app.features import analyse_page, extract
+from app.features.glyphs import twin_distances
 from app.features.layout import find_components, group_lines
 from app.features.normalise import MAX_CANON_PIXELS, RULE_LENGTH, normalise, rule_mask
+from app.processes import worker_pool
 from tests.conftest import needs_fonts, needs_tesseract
 from tests.helpers import turn_page, typed_page
 
@@ -173,3 +177,30 @@ def test_a_page_read_turned_gets_the_upright_pages_verdict(quarter_turns: int) -
         assert given_box(box, turned.orientation, shape) == ln.bbox
         x0, y0, x1, y1 = ln.bbox
         assert 0 <= x0 < x1 <= shape[1] and 0 <= y0 < y1 <= shape[0]
+
+
+def _blas_threads() -> list[int]:
+    return [int(i["num_threads"]) for i in threadpool_info() if i["user_api"] == "blas"]
+
+
+@needs_fonts
+def test_feature_extraction_runs_blas_on_one_thread_with_the_same_numbers() -> None:
+    norm = normalise(typed_page(dpi=150, seed=2))
+    comps, labels = find_components(norm.ink)
+    extract.one_blas_thread()
+    assert _blas_threads()
+    assert set(_blas_threads()) == {1}
+    one = twin_distances(labels, comps).distance
+    with threadpool_limits(limits=4, user_api="blas"):
+        assert max(_blas_threads()) > 1
+        many = twin_distances(labels, comps).distance
+    assert set(_blas_threads()) == {1}  # the limit is back after the block
+    assert np.isfinite(one).sum() > 50
+    np.testing.assert_array_equal(one, many)
+
+
+def test_pool_workers_run_blas_on_one_thread() -> None:
+    with worker_pool(1) as pool:
+        threads = pool.submit(_blas_threads).result(timeout=60)
+    assert threads
+    assert set(threads) == {1}

@@ -20,6 +20,7 @@ from app.features.layout import Components, Line, find_components, group_lines, 
 from app.features.lines import LineInfo, line_infos
 from app.features.normalise import CANON_HEIGHT, LAYOUT_HEIGHT, Normalised, normalise
 from app.ocr import OcrWord, image_to_words
+from app.processes import one_blas_thread
 
 log = logging.getLogger(__name__)
 
@@ -558,6 +559,7 @@ def analyse_page(grey: np.ndarray, ocr: OcrSettings | None = None) -> PageAnalys
     Only the OCR of a turn is read to decide: the other features are computed once, for the
     orientation that wins (the same numbers as computing them for every turn, for less work).
     """
+    one_blas_thread()
     ocr = ocr or OcrSettings()
     first = _Reading.of(grey, ocr)
     if not first.turns or not ocr.enabled:
