@@ -11,12 +11,17 @@ inkwell's OCR runs in-process when libtesseract is installed (`INKWELL_OCR_ENGIN
 issue asks for (plain `pytesseract.image_to_data`, one process per page), the full-page OCR is also
 timed on the same in-process engine, so the gain of sampling lines is visible apart from the gain of
 not starting a process.
+
+``--busy N`` keeps N other processes spinning on the CPU while it measures: the service runs one
+worker per core, so a page is read while the other cores are busy, and libraries that start
+threads of their own (OpenBLAS) are measured as they behave there.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import multiprocessing
 import os
 import resource
 import sys
@@ -45,6 +50,11 @@ def context(infos: list[LineInfo]) -> np.ndarray:
     return with_page_context(feats, np.array([i.bbox for i in infos], dtype=np.float64))
 
 
+def _spin(stop: multiprocessing.synchronize.Event) -> None:
+    while not stop.is_set():
+        sum(range(10_000))
+
+
 def pick_files(data: Path, limit: int) -> list[tuple[Path, str]]:
     if data.is_file():
         rows = list(csv.DictReader(data.open()))
@@ -68,6 +78,7 @@ def main() -> int:
     parser.add_argument("--data", default=str(ROOT.parent / "shared" / "datasets" / "manifest.csv"))
     parser.add_argument("--limit", type=int, default=40)
     parser.add_argument("--no-baseline", action="store_true")
+    parser.add_argument("--busy", type=int, default=0, help="processes spinning meanwhile")
     args = parser.parse_args()
     data = Path(args.data)
     files = pick_files(data, args.limit) if data.exists() else []
@@ -96,44 +107,56 @@ def main() -> int:
     in_process = resolve_engine() == "library"
     sources: list[str] = []
     names: list[str] = []
-    for path, source in files:
-        t0 = time.perf_counter()
-        pages = load_pages(path, dpi=300)  # PDFs at 300 dpi; images as they are
-        load_s = (time.perf_counter() - t0) / len(pages)
-        for page in pages:
-            t1 = time.perf_counter()
-            analysis = analyse_page(page.image)
-            t_lines = time.perf_counter()
-            if analysis.line_infos:
-                model.predict_lines(context(analysis.line_infos))
-            line_model_s = time.perf_counter() - t_lines
-            total = time.perf_counter() - t1
-            stages["load"].append(load_s)
-            for k in ("normalise", "orientation", "regularity", "strokes", "ocr"):
-                stages[k].append(analysis.timings.get(k, 0.0))
-            stages["line_verdicts"].append(analysis.timings.get("lines", 0.0) + line_model_s)
-            stages["total"].append(total + load_s)
-            sources.append(source)
-            names.append(f"{path.name} p{page.number}")
-            if in_process:  # the same extraction with one tesseract process per call
-                t_cli = time.perf_counter()
-                cli_analysis = analyse_page(page.image, OcrSettings(engine="cli"))
-                if cli_analysis.line_infos:
-                    model.predict_lines(context(cli_analysis.line_infos))
-                stages["total_cli_engine"].append(time.perf_counter() - t_cli + load_s)
-            if not args.no_baseline:
-                t2 = time.perf_counter()
-                # the baseline as a user would call it: plain image_to_data, default settings
-                pytesseract.image_to_data(Image.fromarray(page.image), timeout=300)
-                stages["fullpage_ocr"].append(time.perf_counter() - t2 + load_s)
-                if in_process:
-                    t3 = time.perf_counter()
-                    libtesseract.engine("eng").tsv(page.image, psm=3, timeout=300)
-                    stages["fullpage_ocr_inprocess"].append(time.perf_counter() - t3 + load_s)
+    stop = multiprocessing.Event()
+    spinners = [
+        multiprocessing.Process(target=_spin, args=(stop,), daemon=True) for _ in range(args.busy)
+    ]
+    for proc in spinners:
+        proc.start()
+    try:
+        for path, source in files:
+            t0 = time.perf_counter()
+            pages = load_pages(path, dpi=300)  # PDFs at 300 dpi; images as they are
+            load_s = (time.perf_counter() - t0) / len(pages)
+            for page in pages:
+                t1 = time.perf_counter()
+                analysis = analyse_page(page.image)
+                t_lines = time.perf_counter()
+                if analysis.line_infos:
+                    model.predict_lines(context(analysis.line_infos))
+                line_model_s = time.perf_counter() - t_lines
+                total = time.perf_counter() - t1
+                stages["load"].append(load_s)
+                for k in ("normalise", "orientation", "regularity", "strokes", "ocr"):
+                    stages[k].append(analysis.timings.get(k, 0.0))
+                stages["line_verdicts"].append(analysis.timings.get("lines", 0.0) + line_model_s)
+                stages["total"].append(total + load_s)
+                sources.append(source)
+                names.append(f"{path.name} p{page.number}")
+                if in_process:  # the same extraction with one tesseract process per call
+                    t_cli = time.perf_counter()
+                    cli_analysis = analyse_page(page.image, OcrSettings(engine="cli"))
+                    if cli_analysis.line_infos:
+                        model.predict_lines(context(cli_analysis.line_infos))
+                    stages["total_cli_engine"].append(time.perf_counter() - t_cli + load_s)
+                if not args.no_baseline:
+                    t2 = time.perf_counter()
+                    # the baseline as a user would call it: plain image_to_data, default settings
+                    pytesseract.image_to_data(Image.fromarray(page.image), timeout=300)
+                    stages["fullpage_ocr"].append(time.perf_counter() - t2 + load_s)
+                    if in_process:
+                        t3 = time.perf_counter()
+                        libtesseract.engine("eng").tsv(page.image, psm=3, timeout=300)
+                        stages["fullpage_ocr_inprocess"].append(time.perf_counter() - t3 + load_s)
+    finally:
+        stop.set()
+        for proc in spinners:
+            proc.join()
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     n = len(stages["total"])
     counts = ", ".join(f"{s}: {sources.count(s)}" for s in sorted(set(sources)))
-    print(f"feature extraction on {n} pages ({counts}), one process, OMP_THREAD_LIMIT=1")
+    busy = f", {args.busy} other processes busy meanwhile" if args.busy else ""
+    print(f"feature extraction on {n} pages ({counts}), one process, OMP_THREAD_LIMIT=1{busy}")
     print(f"inkwell OCR engine: tesseract {engine_description()}")
     print()
     print("| stage | median s/page | p90 s/page |")
