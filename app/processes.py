@@ -67,10 +67,9 @@ def one_blas_thread() -> None:
     thread per core for every matrix product above a small size (the glyph descriptors' products,
     the line fits' least squares); on a machine whose cores are all busy with workers those
     threads wait on each other (``bench/features.py --busy 1``: the median page 0.250 s with the
-    default threads, 0.215 s with one; the p90 of the
-    regularity stage, where the glyph comparison is, 67 ms and 25 ms). The features are
-    bit-identical (a test checks it). Libraries loaded later than the first call are not limited;
-    numpy's is loaded by then.
+    default threads, 0.215 s with one; the p90 of the regularity stage, where the glyph
+    comparison is, 67 ms and 25 ms). The features are bit-identical (a test checks it).
+    Libraries loaded later than the first call are not limited; numpy's is loaded by then.
     """
     from threadpoolctl import threadpool_limits  # noqa: PLC0415 - scans the loaded libraries
 

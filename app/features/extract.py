@@ -649,23 +649,21 @@ class _Reading:
     def turned(self, k: int, ocr: OcrSettings) -> _Reading:
         """This page's reading turned by ``k`` quarter turns (counter-clockwise), up to its OCR.
 
-        The normalised page is turned, not normalised again (its text height is kept).
+        The normalised page is turned, not normalised again (its text height is kept). Only the
+        ink mask is copied (it is labelled); the page as given, its layout copy and background
+        are turned views: crops cut from them are small copies with the same pixels.
         """
         norm = self.norm
-
-        def turn(a: np.ndarray) -> np.ndarray:
-            return np.ascontiguousarray(np.rot90(a, k))
-
         shape = norm.turned_from
         if shape is not None and k % 2:
             shape = (shape[1], shape[0])
         view = Normalised(
-            grey=turn(norm.grey),
-            ink=turn(norm.ink),
+            grey=np.rot90(norm.grey, k),
+            ink=np.ascontiguousarray(np.rot90(norm.ink, k)),
             scale=norm.scale,
             text_height=norm.text_height,
-            original=turn(norm.original),
-            background=turn(norm.background),
+            original=np.rot90(norm.original, k),
+            background=np.rot90(norm.background, k),
             threshold=norm.threshold,
             ruled=norm.ruled,
             skew=norm.skew,
