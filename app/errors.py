@@ -141,6 +141,17 @@ class ModelIntegrityError(ModelError):
     code = "model_integrity"
 
 
+class ModelOutdatedError(ModelIntegrityError):
+    """A version trained on features this inkwell no longer computes (after an upgrade).
+
+    Not a fault of the request nor a crash: the service cannot classify until the version is
+    retrained or another one is activated, so 503, with what to do in the message.
+    """
+
+    http_status = HTTPStatus.SERVICE_UNAVAILABLE
+    code = "model_outdated"
+
+
 class DatasetError(AppError):
     """A training or evaluation dataset cannot be used."""
 

@@ -422,3 +422,24 @@ def test_job_store_survives_a_bad_record_and_keeps_the_newest(
     assert list(loaded) == ["j2", "j3", "j4"]  # the newest three, oldest pruned from disk
     assert not (tmp_path / ".jobs" / "j0.json").exists()
     assert (tmp_path / ".jobs" / "broken.json").exists()  # skipped and logged, not deleted
+
+
+def test_a_version_of_older_features_is_a_503_that_says_retrain(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """After an upgrade that changes the features, the active version cannot be used: no 500."""
+    import json
+    import shutil
+
+    old = tmp_path / "old"
+    shutil.copytree(settings.default_model_dir, old)
+    meta = json.loads((old / "metadata.json").read_text())
+    meta["feature_version"] = "0.9"
+    (old / "metadata.json").write_text(json.dumps(meta))
+    with TestClient(create_app(settings.model_copy(update={"default_model_dir": old}))) as c:
+        health = c.get("/health")
+        assert health.status_code == 503 and health.json()["status"] == "degraded"
+        r = post(c, encode(typed_page(100), "PNG"), "page.png")
+    assert r.status_code == 503, r.text
+    assert r.json()["code"] == "model_outdated"
+    assert "v0.9" in r.json()["detail"] and "retrain" in r.json()["detail"]

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from app.errors import ModelError, ModelIntegrityError, ModelNotFoundError
+from app.errors import ModelError, ModelIntegrityError, ModelNotFoundError, ModelOutdatedError
 from app.features import FEATURE_NAMES, FEATURE_VERSION
 from app.features.lines import LINE_MODEL_FEATURES
 from app.models import compact
@@ -248,7 +248,8 @@ def load_version(path: Path, *, library: bool = False) -> ModelVersion:
 
     Raises:
         ModelNotFoundError: no metadata.json there.
-        ModelIntegrityError: a checksum, the feature names or the feature version do not match.
+        ModelIntegrityError: a checksum or the feature names do not match.
+        ModelOutdatedError: the version was trained on another feature version.
     """
     meta_path = path / "metadata.json"
     if not meta_path.is_file():
@@ -264,9 +265,10 @@ def load_version(path: Path, *, library: bool = False) -> ModelVersion:
     ):
         raise ModelIntegrityError(f"model {path.name}'s line model was trained on other features")
     if meta.get("feature_version") != FEATURE_VERSION:
-        raise ModelIntegrityError(
+        raise ModelOutdatedError(
             f"model {path.name} needs features v{meta.get('feature_version')}, "
-            f"this inkwell computes v{FEATURE_VERSION}: retrain it"
+            f"this inkwell computes v{FEATURE_VERSION}: retrain it (POST /train with a base, "
+            "or `python -m app train`) or activate another version"
         )
     models: dict[str, ProbaModel] = {}
     line_model: ProbaModel | None = None
