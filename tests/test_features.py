@@ -150,6 +150,19 @@ def test_normalise_brings_text_to_canonical_height() -> None:
         assert estimate_text_height(norm.ink) == pytest.approx(LAYOUT_HEIGHT, rel=0.2)
 
 
+def test_a_deep_shadow_on_the_paper_keeps_its_text() -> None:
+    # a phone photo of a curved page: one side gets a third of the light the other gets; it is
+    # still paper, and its text is found (a "no paper, no ink" rule at half the lit side's
+    # brightness, tried while building branch exp/paper-mask, dropped it)
+    page = typed_page(150).astype(np.float64)
+    light = np.linspace(0.35, 1.0, page.shape[1])[None, :]
+    shaded = np.clip(page * light, 0, 255).astype(np.uint8)
+    norm, clean = normalise(shaded), normalise(typed_page(150))
+    assert norm.text_height == pytest.approx(clean.text_height, rel=0.1)
+    third = norm.ink.shape[1] // 3
+    assert norm.ink[:, :third].sum() >= 0.8 * clean.ink[:, :third].sum()
+
+
 def test_otsu_and_helpers() -> None:
     img = np.array([[0, 0, 255, 255]], dtype=np.uint8)
     assert 0 <= otsu_threshold(img) < 255
