@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import json
+import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -428,9 +430,6 @@ def test_a_version_of_older_features_is_a_503_that_says_retrain(
     settings: Settings, tmp_path: Path
 ) -> None:
     """After an upgrade that changes the features, the active version cannot be used: no 500."""
-    import json
-    import shutil
-
     old = tmp_path / "old"
     shutil.copytree(settings.default_model_dir, old)
     meta = json.loads((old / "metadata.json").read_text())
