@@ -126,10 +126,10 @@ def _dump_fold(job: tuple[str, Path]) -> str:
     return source
 
 
-def dump(data: str, out: Path, seed: int, jobs: int) -> None:
-    """One pickle per left-out source in ``out``."""
+def dump(data: str, out: Path, seed: int, jobs: int, only: list[str] | None = None) -> None:
+    """One pickle per left-out source in ``out`` (``only``: these sources' folds alone)."""
     out.mkdir(parents=True, exist_ok=True)
-    sources = sorted({d.source for d in discover(Path(data)).documents})
+    sources = only or sorted({d.source for d in discover(Path(data)).documents})
     with Pool(jobs, initializer=_init, initargs=(data, seed)) as pool:
         for done in pool.imap_unordered(_dump_fold, [(s, out) for s in sources]):
             sys.stderr.write(f"{done}\n")
@@ -200,7 +200,9 @@ def score(folder: Path, variant: str, max_false: float, unsure: set[str]) -> dic
         "pure": pure,
         "found": found,
         "mixed": mixed,
-        "auc": float(roc_auc_score(is_mixed, scores)),
+        "auc": float(roc_auc_score(is_mixed, scores))
+        if 0 < is_mixed.sum() < is_mixed.size
+        else float("nan"),
         "found_at_3pct": int((above <= int(0.03 * pure)).sum()),
     }
 
@@ -214,6 +216,7 @@ def main() -> int:
     d.add_argument("--out", required=True)
     d.add_argument("--seed", type=int, default=42)
     d.add_argument("--jobs", type=int, default=2)
+    d.add_argument("--sources", nargs="*", help="only these folds (default: every source)")
     s = sub.add_parser("score")
     s.add_argument("folder")
     s.add_argument("--data", default=str(ROOT.parent / "shared" / "datasets" / "manifest.csv"))
@@ -221,7 +224,7 @@ def main() -> int:
     s.add_argument("--max-false", type=float, default=0.02)
     args = ap.parse_args()
     if args.cmd == "dump":
-        dump(args.data, Path(args.out), args.seed, args.jobs)
+        dump(args.data, Path(args.out), args.seed, args.jobs, args.sources)
         return 0
     unsure = {doc.sha256 for doc in discover(Path(args.data)).documents if doc.unsure}
     sys.stdout.write(
