@@ -1,6 +1,7 @@
 """Benchmark the feature extraction against full-page tesseract, side by side, on one core.
 
-    poetry run python bench/features.py [--limit 40] [--data ../shared/datasets/manifest.csv]
+    poetry run python bench/features.py [--limit 40] [--data ../shared/datasets/manifest.csv] \\
+        [--busy N] [--profile N]
 
 Prints per-stage timings (median and p90 over pages), the full-page `image_to_data` baseline on the
 same pages in the same run, the ratio (median and p10 per page, median per source), the slowest
@@ -15,18 +16,27 @@ not starting a process.
 ``--busy N`` keeps N other processes spinning on the CPU while it measures: the service runs one
 worker per core, so a page is read while the other cores are busy, and libraries that start
 threads of their own (OpenBLAS) are measured as they behave there.
+
+``--profile N`` then reads the same pages once more under ``cProfile`` (the analysis and the line
+model only, not the baseline) and prints the N functions with the most time of their own, their
+calls and their share of the profiled time, and the same per source: where the time goes, from a
+profiler rather than from the stage timers. The profiler slows Python code down, so its seconds
+are not the stage timings above; its shares are what to read.
 """
 
 from __future__ import annotations
 
 import argparse
+import cProfile
 import csv
 import multiprocessing
 import os
+import pstats
 import resource
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytesseract
@@ -79,6 +89,9 @@ def main() -> int:
     parser.add_argument("--limit", type=int, default=40)
     parser.add_argument("--no-baseline", action="store_true")
     parser.add_argument("--busy", type=int, default=0, help="processes spinning meanwhile")
+    parser.add_argument(
+        "--profile", type=int, default=0, metavar="N", help="then profile: the N heaviest functions"
+    )
     args = parser.parse_args()
     data = Path(args.data)
     files = pick_files(data, args.limit) if data.exists() else []
@@ -107,6 +120,7 @@ def main() -> int:
     in_process = resolve_engine() == "library"
     sources: list[str] = []
     names: list[str] = []
+    images: list[np.ndarray] = []
     stop = multiprocessing.Event()
     spinners = [
         multiprocessing.Process(target=_spin, args=(stop,), daemon=True) for _ in range(args.busy)
@@ -133,6 +147,8 @@ def main() -> int:
                 stages["total"].append(total + load_s)
                 sources.append(source)
                 names.append(f"{path.name} p{page.number}")
+                if args.profile:
+                    images.append(page.image)
                 if in_process:  # the same extraction with one tesseract process per call
                     t_cli = time.perf_counter()
                     cli_analysis = analyse_page(page.image, OcrSettings(engine="cli"))
@@ -236,7 +252,52 @@ def main() -> int:
         f" (p90 {100 * np.percentile(line_share, 90):.1f} %) of the per-page time"
     )
     print(f"peak RSS {rss_mb:.0f} MB")
+    if args.profile:
+        profile(images, sources, model, args.profile)
     return 0
+
+
+def _where(func: tuple[str, int, str]) -> str:
+    """``path:line(name)`` with the path cut to the project or to the library's package."""
+    path, line, name = func
+    for marker in ("site-packages/", str(ROOT) + "/"):
+        if marker in path:
+            path = path.split(marker, 1)[1]
+    return f"{name}" if path == "~" else f"{path}:{line}({name})"
+
+
+def profile(images: list[np.ndarray], sources: list[str], model: Any, top: int) -> None:
+    """The pages read again under cProfile: the heaviest functions, all pages and per source."""
+    per_source: dict[str, float] = {}
+    stats: pstats.Stats | None = None
+    for image, source in zip(images, sources, strict=True):
+        one = cProfile.Profile()  # one profiler per page (only one can be active at a time)
+        one.enable()
+        analysis = analyse_page(image)
+        if analysis.line_infos:
+            model.predict_lines(context(analysis.line_infos))
+        one.disable()
+        page = pstats.Stats(one)
+        seconds: float = page.total_tt  # type: ignore[attr-defined]  # set by Stats, not in its stub
+        per_source[source] = per_source.get(source, 0.0) + seconds
+        stats = page if stats is None else stats.add(one)
+    if stats is None:
+        return
+    total: float = stats.total_tt  # type: ignore[attr-defined]  # as above
+    table = stats.stats  # type: ignore[attr-defined]  # as above
+    rows = sorted(table.items(), key=lambda kv: kv[1][2], reverse=True)
+    print()
+    print(f"profile: {len(images)} pages read again under cProfile, {total:.1f} s profiled")
+    print("| function | calls | own s | share | with callees s |")
+    print("|---|---|---|---|---|")
+    for func, (_cc, calls, own, cum, _callers) in rows[:top]:
+        print(f"| {_where(func)} | {calls} | {own:.2f} | {100 * own / total:.1f} % | {cum:.2f} |")
+    print()
+    print("| source | pages | profiled s/page |")
+    print("|---|---|---|")
+    for source in sorted(per_source):
+        n = sources.count(source)
+        print(f"| {source} | {n} | {per_source[source] / n:.3f} |")
 
 
 if __name__ == "__main__":
