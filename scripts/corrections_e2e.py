@@ -38,7 +38,7 @@ from typing import Any
 
 import httpx
 
-from app.training.dataset import _unsure_paths
+from app.training.dataset import unsure_paths
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -97,7 +97,7 @@ def main() -> int:
         picked += [r for r in rows if r["group"] == g]
     chosen = {r["group"] for r in picked}
     held = [r for r in rows if r["group"] not in chosen]
-    unsure = _unsure_paths(manifest.parent)
+    unsure = unsure_paths(manifest.parent)
     client = httpx.Client(base_url=args.url, timeout=600)
 
     sys.stderr.write(f"1. {len(picked)} corrections from {len(chosen)} documents\n")

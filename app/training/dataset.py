@@ -178,7 +178,7 @@ def _from_folders(root: Path) -> Dataset:
     return Dataset(root=root, documents=docs, skipped=skipped)
 
 
-def _unsure_paths(root: Path) -> set[str]:
+def unsure_paths(root: Path) -> set[str]:
     """Paths (relative, as in the manifest) that ``AUDIT.csv`` beside it marks ``unsure``."""
     audit = root / AUDIT_FILE
     if not audit.is_file():
@@ -213,7 +213,7 @@ def read_table(path: Path, error: type[AppError]) -> list[dict[str, str]]:
 
 def _from_manifest(manifest: Path) -> Dataset:
     root = manifest.parent
-    unsure = _unsure_paths(root)
+    unsure = unsure_paths(root)
     docs: list[Document] = []
     skipped: list[tuple[str, str]] = []
     seen: dict[str, Path] = {}
