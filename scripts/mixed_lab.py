@@ -66,6 +66,18 @@ def _p_spread(boxes: np.ndarray, p: np.ndarray, hi: float, lo: float) -> list[fl
     ]
 
 
+def _page_relative(boxes: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """Fragment probabilities relative to the page (log-odds minus the word-long ones' median)."""
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    if boxes.shape[0] == 0:
+        return p
+    q = np.clip(p, 1e-4, 1 - 1e-4)
+    z = np.log(q / (1 - q))
+    word = (boxes[:, 2] - boxes[:, 0]) >= 1.5 * np.maximum(boxes[:, 3] - boxes[:, 1], 1)
+    centre = float(np.median(z[word] if word.any() else z))
+    return np.asarray(1.0 / (1.0 + np.exp(-(z - centre))))
+
+
 VARIANTS: dict[str, Evidence | None] = {
     "shipped": None,
     "refit": mixed_evidence,
@@ -74,6 +86,9 @@ VARIANTS: dict[str, Evidence | None] = {
     ),
     "spread-0.95": lambda b, p, q: np.concatenate(
         [mixed_evidence(b, p, q), _p_spread(b, p, 0.95, 0.05)]
+    ),
+    "page-relative": lambda b, p, q: np.concatenate(
+        [mixed_evidence(b, p, q), mixed_evidence(b, _page_relative(b, p), q)[1:]]
     ),
 }
 """Evidence functions to compare (``shipped``: each fold's own detector, no refit)."""
