@@ -38,7 +38,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from app.models.base import proba_handwritten  # noqa: E402
-from app.models.mixed import mixed_evidence  # noqa: E402
+from app.models.mixed import WORD_ASPECT, mixed_evidence  # noqa: E402
 from app.models.verdict import page_share  # noqa: E402
 from app.training.corpus import Corpus  # noqa: E402
 from app.training.dataset import discover  # noqa: E402
@@ -51,10 +51,17 @@ Evidence = Callable[[np.ndarray, np.ndarray, float], np.ndarray]
 _STATE: dict[str, Any] = {}
 
 
+def _word_long(boxes: np.ndarray) -> np.ndarray:
+    """Fragments at least a word long (the detector's own WORD_ASPECT rule)."""
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    return np.asarray(
+        (boxes[:, 2] - boxes[:, 0]) >= WORD_ASPECT * np.maximum(boxes[:, 3] - boxes[:, 1], 1)
+    )
+
+
 def _p_spread(boxes: np.ndarray, p: np.ndarray, hi: float, lo: float) -> list[float]:
     """How sure the word-long fragments are, each way: counts and shares above hi / below lo."""
-    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-    word = (boxes[:, 2] - boxes[:, 0]) >= 1.5 * np.maximum(boxes[:, 3] - boxes[:, 1], 1)
+    word = _word_long(boxes)
     pw = p[word] if word.any() else np.array([0.5])
     return [
         math.log1p(int((pw >= hi).sum())),
@@ -68,12 +75,11 @@ def _p_spread(boxes: np.ndarray, p: np.ndarray, hi: float, lo: float) -> list[fl
 
 def _page_relative(boxes: np.ndarray, p: np.ndarray) -> np.ndarray:
     """Fragment probabilities relative to the page (log-odds minus the word-long ones' median)."""
-    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-    if boxes.shape[0] == 0:
+    if p.size == 0:
         return p
     q = np.clip(p, 1e-4, 1 - 1e-4)
     z = np.log(q / (1 - q))
-    word = (boxes[:, 2] - boxes[:, 0]) >= 1.5 * np.maximum(boxes[:, 3] - boxes[:, 1], 1)
+    word = _word_long(boxes)
     centre = float(np.median(z[word] if word.any() else z))
     return np.asarray(1.0 / (1.0 + np.exp(-(z - centre))))
 
