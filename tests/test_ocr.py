@@ -138,6 +138,35 @@ def test_library_and_command_give_the_same_words(lang: str) -> None:
 
 
 @needs_tesseract
+@needs_fonts
+@pytest.mark.parametrize("engine", ["library", "cli"])
+def test_no_inverted_retry_reads_a_negative_no_more(engine: str) -> None:
+    """Tesseract reads white-on-black text through its second, inverted reading; switched off,
+    it does not (the feature stage's crops are dark on white, so there it only reads noise)."""
+    if engine == "library" and libtesseract.load_library() is None:
+        pytest.skip("libtesseract is not installed")
+    negative = 255 - typed_page(150)[:300]
+    as_tesseract = tess.image_to_words(negative, engine=engine)
+    no_retry = tess.image_to_words(negative, engine=engine, retry_inverted=False)
+    assert len(as_tesseract) >= 5
+    assert np.median([w.conf for w in as_tesseract]) > 80
+    assert not no_retry or np.median([w.conf for w in no_retry]) < 50
+    # the setting is per call: tesseract's own behaviour comes back on the next default call
+    assert tess.image_to_words(negative, engine=engine) == as_tesseract
+
+
+@needs_tesseract
+@needs_library
+@needs_fonts
+def test_library_and_command_agree_without_inverted_retry() -> None:
+    for page in (typed_page(150)[:400], handwritten_page(150, seed=3)[:400]):
+        lib_words = tess.image_to_words(page, engine="library", retry_inverted=False)
+        cli_words = tess.image_to_words(page, engine="cli", retry_inverted=False)
+        assert len(lib_words) >= 5
+        assert lib_words == cli_words
+
+
+@needs_tesseract
 @needs_library
 def test_library_engine_is_loaded_once_per_process() -> None:
     assert libtesseract.engine("eng") is libtesseract.engine("eng")

@@ -59,6 +59,20 @@ class Line:
         return self.x1 - self.x0
 
 
+def line_fit_rms(x: np.ndarray, y: np.ndarray) -> float:
+    """Root-mean-square residual of the least-squares straight line through (x, y).
+
+    The closed form of a degree-1 ``np.polyfit`` (x centred, so slope and intercept are
+    independent): the same line without a singular value decomposition per text line.
+    """
+    xc = x - x.mean()
+    yc = y - y.mean()
+    sxx = float(xc @ xc)
+    slope = float(xc @ yc) / sxx if sxx > 0 else 0.0
+    resid = yc - slope * xc
+    return float(np.sqrt(resid @ resid / resid.size))
+
+
 def find_components(
     ink: np.ndarray, *, height: float = LAYOUT_HEIGHT, assign_lines: bool = True
 ) -> tuple[Components, np.ndarray]:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from app.features.glyphs import TWIN_DISTANCE, Glyphs, twin_summary
-from app.features.layout import Components, Line
+from app.features.layout import Components, Line, line_fit_rms
 
 LINE_FEATURE_NAMES: tuple[str, ...] = (
     "line_height_cv",
@@ -114,9 +114,7 @@ def line_vector(
     core = (h >= 0.5 * med_h) & (h <= 1.5 * med_h)
     baseline = 0.0
     if core.sum() >= 3 and np.ptp(centres[core]) > 0:
-        x = centres[core] - centres[core].mean()
-        coef = np.polyfit(x, bottoms[core], 1)
-        baseline = float(np.sqrt(np.mean((bottoms[core] - np.polyval(coef, x)) ** 2)) / med_h)
+        baseline = line_fit_rms(centres[core], bottoms[core]) / med_h
     gaps = comps.x0[m][1:] - np.maximum.accumulate(comps.x1[m])[:-1]
     gaps = gaps[gaps > 0].astype(np.float64)
     aspect = np.log(np.maximum(w, 1) / np.maximum(h, 1))

@@ -36,6 +36,14 @@ os.environ["OMP_THREAD_LIMIT"] = "1"
 SOURCE_DPI = 70
 """The resolution the ``tesseract`` command assumes for an image without one (so both agree)."""
 
+NO_INVERTED_RETRY = {"tessedit_do_invert": "0", "invert_threshold": "0"}
+"""Tesseract settings that stop it reading a low-confidence line a second time as a negative.
+
+Tesseract (4.1+) recognises every line whose mean confidence is under 70 again, inverted, in case
+it is light text on a dark ground. ``tessedit_do_invert`` switches that off up to tesseract 5;
+``invert_threshold`` (5.3+) is what replaces it. A version that knows only one ignores the other.
+"""
+
 _VP = ctypes.c_void_p
 _PROTOTYPES: dict[str, tuple[object, list[object]]] = {
     "TessVersion": (ctypes.c_char_p, []),
@@ -48,6 +56,11 @@ _PROTOTYPES: dict[str, tuple[object, list[object]]] = {
         [_VP, _VP, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int],
     ),
     "TessBaseAPISetSourceResolution": (None, [_VP, ctypes.c_int]),
+    "TessBaseAPIGetBoolVariable": (ctypes.c_int, [_VP, ctypes.c_char_p, ctypes.POINTER(ctypes.c_int)]),
+    "TessBaseAPIGetDoubleVariable": (
+        ctypes.c_int,
+        [_VP, ctypes.c_char_p, ctypes.POINTER(ctypes.c_double)],
+    ),
     "TessBaseAPIRecognize": (ctypes.c_int, [_VP, _VP]),
     "TessBaseAPIGetTsvText": (_VP, [_VP, ctypes.c_int]),
     "TessDeleteText": (None, [_VP]),
@@ -126,9 +139,27 @@ class Engine:
         # tesseract's diagnostics ("Estimating resolution as ...") would go to the service's
         # stderr; the command's go to a pipe that pytesseract discards. Same here.
         lib.TessBaseAPISetVariable(self._handle, b"debug_file", os.devnull.encode())
+        self._defaults = self._read_defaults()
 
-    def tsv(self, image: np.ndarray, *, psm: int, timeout: float) -> str:
-        """Recognise a greyscale uint8 image and return tesseract's TSV rows (no header)."""
+    def _read_defaults(self) -> dict[str, str]:
+        """This tesseract's own values of :data:`NO_INVERTED_RETRY`'s settings (those it knows)."""
+        found: dict[str, str] = {}
+        flag = ctypes.c_int()
+        if self._lib.TessBaseAPIGetBoolVariable(self._handle, b"tessedit_do_invert", flag):
+            found["tessedit_do_invert"] = str(int(bool(flag.value)))
+        number = ctypes.c_double()
+        if self._lib.TessBaseAPIGetDoubleVariable(self._handle, b"invert_threshold", number):
+            found["invert_threshold"] = repr(number.value)
+        return found
+
+    def tsv(
+        self, image: np.ndarray, *, psm: int, timeout: float, retry_inverted: bool = True
+    ) -> str:
+        """Recognise a greyscale uint8 image and return tesseract's TSV rows (no header).
+
+        ``retry_inverted=False``: no second reading of low-confidence lines as a negative
+        (:data:`NO_INVERTED_RETRY`); the default is tesseract's own behaviour.
+        """
         if self._handle is None:
             raise OcrError("the tesseract engine was closed")
         img = np.ascontiguousarray(image, dtype=np.uint8)
@@ -140,6 +171,7 @@ class Engine:
             try:
                 lib.TessMonitorSetDeadlineMSecs(monitor, max(1, int(timeout * 1000)))
                 lib.TessBaseAPISetPageSegMode(self._handle, psm)
+                self._set_inverted_retry(retry_inverted)
                 lib.TessBaseAPISetImage(
                     self._handle, img.ctypes.data, img.shape[1], img.shape[0], 1, img.strides[0]
                 )
@@ -161,6 +193,13 @@ class Engine:
             finally:
                 lib.TessMonitorDelete(monitor)
                 lib.TessBaseAPIClear(self._handle)
+
+    def _set_inverted_retry(self, on: bool) -> None:
+        """Tesseract's own settings (``on``) or :data:`NO_INVERTED_RETRY`, for the next call."""
+        for name, off in NO_INVERTED_RETRY.items():
+            value = self._defaults.get(name) if on else off
+            if value is not None:
+                self._lib.TessBaseAPISetVariable(self._handle, name.encode(), value.encode())
 
     def close(self) -> None:
         """Free the model."""

@@ -160,8 +160,13 @@ def image_to_words(
     timeout: float = 30.0,
     psm: int = 6,
     engine: str | None = None,
+    retry_inverted: bool = True,
 ) -> list[OcrWord]:
     """Run tesseract on a greyscale array and return the words it found (maybe none).
+
+    ``retry_inverted=False`` stops tesseract reading its low-confidence lines a second time as a
+    negative (:data:`app.ocr.libtesseract.NO_INVERTED_RETRY`): for images whose text is known
+    to be dark on light, such as the feature stage's flattened line crops.
 
     Raises:
         MissingDependencyError: tesseract (or the language data) is not installed.
@@ -172,11 +177,14 @@ def image_to_words(
     if image.size == 0:
         return []
     if resolve_engine(engine) == "library":
-        return parse_tsv(libtesseract.engine(lang).tsv(image, psm=psm, timeout=timeout))
+        rows = libtesseract.engine(lang).tsv(
+            image, psm=psm, timeout=timeout, retry_inverted=retry_inverted
+        )
+        return parse_tsv(rows)
     pytesseract = _pytesseract()
     try:
         tsv = pytesseract.image_to_data(
-            Image.fromarray(image), lang=lang, config=f"--psm {psm}", timeout=timeout
+            Image.fromarray(image), lang=lang, config=_config(psm, retry_inverted=retry_inverted), timeout=timeout
         )
     except pytesseract.TesseractNotFoundError as e:
         raise MissingDependencyError(
@@ -189,6 +197,14 @@ def image_to_words(
     except pytesseract.TesseractError as e:
         raise OcrError(f"tesseract failed: {e.message or e.status}") from e
     return parse_tsv(str(tsv))
+
+
+def _config(psm: int, *, retry_inverted: bool) -> str:
+    """The command's options for :func:`image_to_words` (a setting it does not know is ignored)."""
+    options = [f"--psm {psm}"]
+    if not retry_inverted:
+        options += [f"-c {name}={value}" for name, value in libtesseract.NO_INVERTED_RETRY.items()]
+    return " ".join(options)
 
 
 def parse_tsv(tsv: str) -> list[OcrWord]:
