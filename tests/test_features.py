@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -241,6 +242,42 @@ def test_degenerate_line_gives_finite_values() -> None:
     # the two OCR entries and the three glyph entries are NaN by design (nothing measured)
     assert all(np.isfinite(v) for v in vector[:-5])
     assert all(np.isnan(v) for v in vector[-5:])
+
+
+@pytest.mark.parametrize(
+    ("make", "skewed"),
+    [
+        pytest.param(lambda: typed_page(150), False, marks=needs_fonts, id="typed"),
+        pytest.param(lambda: handwritten_page(150, seed=5), False, id="handwritten"),
+        pytest.param(
+            lambda: np.asarray(Image.fromarray(typed_page(150)).rotate(3, fillcolor=255)),
+            True,
+            marks=needs_fonts,
+            id="typed-skewed",
+        ),
+    ],
+)
+def test_line_vectors_are_line_vector_for_every_fragment(
+    make: Callable[[], np.ndarray], skewed: bool
+) -> None:
+    """The vectorised line stage computes what the per-fragment reference computes."""
+    from app.features.glyphs import twin_distances
+    from app.features.layout import find_components, group_lines, join_vertical
+    from app.features.lines import line_vector, line_vectors
+
+    norm = normalise(make())
+    comps, labels = find_components(norm.ink)
+    fragments = join_vertical(group_lines(comps, min_members=1))
+    glyphs = twin_distances(labels, comps)
+    assert sum(f.members.size > 1 for f in fragments) >= 10
+    ocr = [None if i % 3 else (80.0 + i, 0.5) for i in range(len(fragments))]
+    for g in (glyphs, None):
+        fast = line_vectors(comps, fragments, ocr, g)
+        slow = np.array([line_vector(comps, f, o, g) for f, o in zip(fragments, ocr, strict=True)])
+        np.testing.assert_allclose(fast, slow, rtol=1e-12, atol=1e-12)
+    boxes = np.array([(f.x0, f.y0, f.x1, f.y1) for f in fragments], dtype=np.float64)
+    assert norm.page_boxes(boxes) == [norm.page_box(tuple(b)) for b in boxes.tolist()]
+    assert bool(norm.skew) == skewed
 
 
 def test_ruled_notebook_paper_rules_are_removed() -> None:

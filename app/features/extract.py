@@ -705,7 +705,7 @@ class _Reading:
         timings["strokes"] = t3 - t2
         features.update(self.ocr)
         ocr_segments = [(lines[i], v) for i, v in self.per_line.items()]
-        infos = line_infos(comps, fragments, norm.page_box, ocr_segments, glyphs)
+        infos = line_infos(comps, fragments, norm.page_boxes, ocr_segments, glyphs)
         timings["lines"] = time.perf_counter() - t3
         features["empty"] = 0.0
         ordered = {name: float(np.nan_to_num(features[name])) for name in FEATURE_NAMES}

@@ -92,7 +92,7 @@ def find_components(
         return Components(empty, empty, empty, empty, empty, empty, empty), labels
     slices = ndimage.find_objects(labels)
     box = np.array([(s[1].start, s[0].start, s[1].stop, s[0].stop) for s in slices], dtype=np.int64)
-    area = np.bincount(labels[labels > 0], minlength=n + 1)[1:]
+    area = np.bincount(labels.ravel(), minlength=n + 1)[1:]
     w = box[:, 2] - box[:, 0]
     h = box[:, 3] - box[:, 1]
     fill = area / np.maximum(w * h, 1)

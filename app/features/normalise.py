@@ -78,6 +78,29 @@ class Normalised:
             y0, y1 = float(np.clip(ys.min(), 0, h)), float(np.clip(ys.max(), 0, h))
         return int(x0), int(y0), int(np.ceil(x1)), int(np.ceil(y1))
 
+    def page_boxes(self, boxes: np.ndarray) -> list[tuple[int, int, int, int]]:
+        """:meth:`page_box` of every row of an (n, 4) array of layout boxes, at once."""
+        boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+        inv = 1.0 / self.scale if self.scale > 0 else 1.0
+        x0, y0, x1, y1 = (boxes[:, j] * inv for j in range(4))
+        if self.skew and self.turned_from is not None:
+            h, w = self.source_shape
+            bx0, by0, bx1, by1 = boxes.T
+            xs, ys = self._to_page(
+                np.stack([bx0, bx1, bx0, bx1], axis=1), np.stack([by0, by0, by1, by1], axis=1)
+            )
+            x0, x1 = np.clip(xs.min(axis=1), 0, w), np.clip(xs.max(axis=1), 0, w)
+            y0, y1 = np.clip(ys.min(axis=1), 0, h), np.clip(ys.max(axis=1), 0, h)
+        return list(
+            zip(
+                x0.astype(np.int64).tolist(),
+                y0.astype(np.int64).tolist(),
+                np.ceil(x1).astype(np.int64).tolist(),
+                np.ceil(y1).astype(np.int64).tolist(),
+                strict=True,
+            )
+        )
+
     def crop(self, box: tuple[int, int, int, int], height: float = CANON_HEIGHT) -> np.ndarray:
         """Cut ``box`` (layout pixels) from the original and resample it to ``height`` text.
 
@@ -280,7 +303,7 @@ def component_boxes(ink: np.ndarray) -> np.ndarray:
     boxes[:, :4] = [
         (s[0].start, s[0].stop, s[1].start, s[1].stop) for s in ndimage.find_objects(labels)
     ]
-    boxes[:, 4] = np.bincount(labels[labels > 0], minlength=n + 1)[1:]
+    boxes[:, 4] = np.bincount(labels.ravel(), minlength=n + 1)[1:]
     return boxes
 
 

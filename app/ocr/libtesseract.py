@@ -56,7 +56,10 @@ _PROTOTYPES: dict[str, tuple[object, list[object]]] = {
         [_VP, _VP, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int],
     ),
     "TessBaseAPISetSourceResolution": (None, [_VP, ctypes.c_int]),
-    "TessBaseAPIGetBoolVariable": (ctypes.c_int, [_VP, ctypes.c_char_p, ctypes.POINTER(ctypes.c_int)]),
+    "TessBaseAPIGetBoolVariable": (
+        ctypes.c_int,
+        [_VP, ctypes.c_char_p, ctypes.POINTER(ctypes.c_int)],
+    ),
     "TessBaseAPIGetDoubleVariable": (
         ctypes.c_int,
         [_VP, ctypes.c_char_p, ctypes.POINTER(ctypes.c_double)],

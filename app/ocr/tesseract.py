@@ -184,7 +184,10 @@ def image_to_words(
     pytesseract = _pytesseract()
     try:
         tsv = pytesseract.image_to_data(
-            Image.fromarray(image), lang=lang, config=_config(psm, retry_inverted=retry_inverted), timeout=timeout
+            Image.fromarray(image),
+            lang=lang,
+            config=_config(psm, retry_inverted=retry_inverted),
+            timeout=timeout,
         )
     except pytesseract.TesseractNotFoundError as e:
         raise MissingDependencyError(
