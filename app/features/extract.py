@@ -31,7 +31,7 @@ from app.processes import one_blas_thread
 
 log = logging.getLogger(__name__)
 
-FEATURE_VERSION = "3.4"
+FEATURE_VERSION = "3.3"
 """2.2: word confidences keep tesseract's decimals (pytesseract's dict output truncated them).
 2.3: pages skewed by 0.5° or more are straightened first.
 2.4: they are turned where text is 30 px tall, not 40 (half the pixels, same stroke widths).
@@ -46,10 +46,7 @@ FEATURE_VERSION = "3.4"
      resampled to 30-px text and turned (its crops are cut from the page as given and turned
      one by one); the layout copy holds at most 5 Mpx, not 12; a suspect orientation is
      decided on the normalised page turned by quarter turns, the page read in full again only
-     when the turn wins.
-3.4: tesseract reads the sampled lines once: no second reading of a low-confidence line as a
-     negative (the crops are dark on white by construction; it doubled the OCR of handwriting).
-     Text lines' baseline fits in closed form (the same line as ``np.polyfit``, to rounding)."""
+     when the turn wins."""
 
 OCR_FEATURES = (
     "ocr_conf_mean",
@@ -418,15 +415,8 @@ def ocr_features(
     montage, area, spans = build_montage(norm, sample)
     if not settings.enabled or area == 0:
         return dict.fromkeys(OCR_FEATURES, 0.0)
-    # The crops are background-flattened (dark text on white paper by construction), so
-    # tesseract's second reading of low-confidence lines as a negative can only read noise; it
-    # doubled the recognition of nearly every handwritten line (features 3.4).
     words = image_to_words(
-        montage,
-        lang=settings.lang,
-        timeout=settings.timeout,
-        engine=settings.engine,
-        retry_inverted=False,
+        montage, lang=settings.lang, timeout=settings.timeout, engine=settings.engine
     )
     if per_line is not None:
         index = {id(ln): i for i, ln in enumerate(lines)}
