@@ -42,7 +42,7 @@ from app.models.mixed import WORD_ASPECT, mixed_evidence  # noqa: E402
 from app.models.verdict import page_share  # noqa: E402
 from app.training.corpus import Corpus  # noqa: E402
 from app.training.dataset import discover  # noqa: E402
-from app.training.evaluate import _loso_corpus  # noqa: E402
+from app.training.evaluate import loso_corpus  # noqa: E402
 from app.training.fold import FitOptions, MixedTraining, fit_fold  # noqa: E402
 
 Evidence = Callable[[np.ndarray, np.ndarray, float], np.ndarray]
@@ -102,7 +102,7 @@ VARIANTS: dict[str, Evidence | None] = {
 
 def _init(data: str, seed: int) -> None:
     opts = FitOptions(threads=1, algorithms=("catboost",), seed=seed)
-    _, corpus, _ = _loso_corpus(
+    _, corpus, _ = loso_corpus(
         Path(data),
         opts=opts,
         cache_dir=ROOT / ".cache" / "features",

@@ -134,7 +134,7 @@ def summary_table(summary: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _loso_corpus(
+def loso_corpus(
     data: Path,
     *,
     opts: FitOptions,
@@ -146,7 +146,11 @@ def _loso_corpus(
     progress: ProgressFn | None,
     robust: bool = True,
 ) -> tuple[list[Document], Corpus, dict[tuple[str, int], float]]:
-    """The documents, the corpus and the full-page confidences a LOSO run needs."""
+    """The documents, the corpus and the full-page confidences a LOSO run needs.
+
+    Public for the scripts that re-run parts of a leave-one-source-out evaluation
+    (``scripts/mixed_lab.py``) on exactly the corpus the evaluation reads.
+    """
     dataset = discover(data)
     docs = dataset.documents
     check_loso_sources(docs)
@@ -194,7 +198,7 @@ def loso_ablation(
     Writes ``loso.json``/``loso.md`` of both runs (``with/``, ``without/``) and
     ``ablation.md`` to ``out`` when given.
     """
-    docs, corpus, _ = _loso_corpus(
+    docs, corpus, _ = loso_corpus(
         data,
         opts=opts,
         cache_dir=cache_dir,
@@ -240,7 +244,7 @@ def where_evaluate(
 ) -> dict[str, Any]:
     """Line boxes against truth on generated filled-in pages (:mod:`app.training.where`)."""
     opts = FitOptions(threads=1)
-    docs, corpus, _ = _loso_corpus(
+    docs, corpus, _ = loso_corpus(
         data,
         opts=opts,
         cache_dir=cache_dir,
@@ -285,7 +289,7 @@ def loso_evaluate(
     ``sources`` limits which sources are left out in turn (every fold still trains on all the
     others). Writes ``loso.json`` and ``loso.md`` to ``out`` when given.
     """
-    docs, corpus, conf = _loso_corpus(
+    docs, corpus, conf = loso_corpus(
         data,
         opts=opts,
         cache_dir=cache_dir,
