@@ -101,7 +101,11 @@ def line_vector(
     ocr: tuple[float, float] | None,
     glyphs: Glyphs | None = None,
 ) -> list[float]:
-    """The feature vector of one line (lengths relative to its median component height)."""
+    """The feature vector of one line (lengths relative to its median component height).
+
+    The definition, one fragment at a time; the feature stage computes all of a page's at once
+    with :func:`line_vectors`, which a test holds to the same numbers.
+    """
     if line.members.size == 1:
         return _single_vector(comps, line, ocr, glyphs)
     m = line.members[np.argsort(comps.x0[line.members], kind="stable")]
@@ -266,12 +270,6 @@ def line_vectors(
     multi = np.flatnonzero(sizes > 1)
     for i in np.flatnonzero(sizes == 1):
         out[i] = _single_vector(comps, lines[i], ocr[i], glyphs)
-    conf = np.array([np.nan if o is None else o[0] for o in ocr], dtype=np.float64)
-    wordlike = np.array([np.nan if o is None else o[1] for o in ocr], dtype=np.float64)
-    out[:, 11] = conf
-    out[:, 12] = wordlike
-    if glyphs is None:
-        out[:, 13:16] = np.nan
     if multi.size == 0:
         return out
     # members of the multi-component fragments, each fragment's sorted left to right
@@ -336,8 +334,7 @@ def line_vectors(
     res[:, 8] = _group_median(_sorted_within(area / np.maximum(w * h, 1), seg), starts, counts)
     res[:, 9] = np.add.reduceat(area, starts) / np.maximum(1, box_w * box_h)
     res[:, 10] = _group_median(_sorted_within(w, seg), starts, counts) / med_h
-    res[:, 11] = conf[multi]
-    res[:, 12] = wordlike[multi]
+    res[:, 11:13] = [(np.nan, np.nan) if ocr[i] is None else ocr[i] for i in multi]
     if glyphs is None:
         res[:, 13:16] = np.nan
     else:

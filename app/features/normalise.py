@@ -68,15 +68,7 @@ class Normalised:
 
     def page_box(self, box: tuple[float, float, float, float]) -> tuple[int, int, int, int]:
         """A box in layout pixels as a box in the pixels of the page as it was given."""
-        inv = 1.0 / self.scale if self.scale > 0 else 1.0
-        x0, y0, x1, y1 = (v * inv for v in box)
-        if self.skew and self.turned_from is not None:
-            h, w = self.source_shape
-            bx0, by0, bx1, by1 = box
-            xs, ys = self._to_page(np.array([bx0, bx1, bx0, bx1]), np.array([by0, by0, by1, by1]))
-            x0, x1 = float(np.clip(xs.min(), 0, w)), float(np.clip(xs.max(), 0, w))
-            y0, y1 = float(np.clip(ys.min(), 0, h)), float(np.clip(ys.max(), 0, h))
-        return int(x0), int(y0), int(np.ceil(x1)), int(np.ceil(y1))
+        return self.page_boxes(np.array([box], dtype=np.float64))[0]
 
     def page_boxes(self, boxes: np.ndarray) -> list[tuple[int, int, int, int]]:
         """:meth:`page_box` of every row of an (n, 4) array of layout boxes, at once."""

@@ -143,6 +143,8 @@ class Engine:
         # stderr; the command's go to a pipe that pytesseract discards. Same here.
         lib.TessBaseAPISetVariable(self._handle, b"debug_file", os.devnull.encode())
         self._defaults = self._read_defaults()
+        self._inverted_retry = True
+        """Whether the engine is at tesseract's own inverted-reading settings now."""
 
     def _read_defaults(self) -> dict[str, str]:
         """This tesseract's own values of :data:`NO_INVERTED_RETRY`'s settings (those it knows)."""
@@ -198,7 +200,13 @@ class Engine:
                 lib.TessBaseAPIClear(self._handle)
 
     def _set_inverted_retry(self, on: bool) -> None:
-        """Tesseract's own settings (``on``) or :data:`NO_INVERTED_RETRY`, for the next call."""
+        """Tesseract's own settings (``on``) or :data:`NO_INVERTED_RETRY`, for the next call.
+
+        Set only when the state changes: a call as tesseract would run costs nothing extra.
+        """
+        if on == self._inverted_retry:
+            return
+        self._inverted_retry = on
         for name, off in NO_INVERTED_RETRY.items():
             value = self._defaults.get(name) if on else off
             if value is not None:
