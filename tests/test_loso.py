@@ -271,3 +271,94 @@ def test_composites_enter_a_fold_only_with_both_documents(
         parts = [p for k in rows.keys for p in k[0].split("+")]
         assert not set(parts) & left_out
         assert any("+" in k[0] for k in rows.keys) == flag
+
+
+def _noisy_lines(seed: int = 0) -> Any:
+    """Six sources of pages whose fragments are one number: typed near 0, handwritten near 4.
+
+    Each handwritten page carries one printed fragment (a frame) under its page's label, each
+    typed page one handwritten fragment (a signature); source "hw_print" is handwriting that
+    reads as print on every fragment (its kind of writing, not noise; the second number tells
+    it apart for a model that has seen it); one handwritten fragment of a typed page has its
+    own truth (a person's line verdict).
+    """
+    from app.training.lines import LineRows
+
+    rng = np.random.default_rng(seed)
+    x, x2, y, sources, pages, truth = [], [], [], [], [], []
+    for s in range(6):
+        source = f"typed{s}" if s < 3 else f"hand{s}"
+        label = int(s >= 3)
+        for page in range(20):
+            for k in [label] * 11 + [1 - label]:
+                x.append(rng.normal(4.0 * k, 0.4))
+                x2.append(rng.uniform(-1.0, 1.0))
+                y.append(label)
+                sources.append(source)
+                pages.append((f"{source}-{page}", 1))
+                truth.append(False)
+    for page in range(3):  # handwriting that looks like print, all of it
+        for _ in range(10):
+            x.append(rng.normal(0.0, 0.4))
+            x2.append(6.0)
+            y.append(1)
+            sources.append("hw_print")
+            pages.append((f"hw_print-{page}", 1))
+            truth.append(False)
+    x.append(4.0)  # a handwritten fragment on a typed page, labelled so by a person
+    x2.append(0.0)
+    y.append(1)
+    sources.append("typed0")
+    pages.append(("typed0-0", 1))
+    truth.append(True)
+    n = len(y)
+    return LineRows(
+        x=np.column_stack([np.array(x), np.array(x2)]),
+        y=np.array(y),
+        groups=np.array(sources),
+        sources=np.array(sources),
+        areas=np.ones(n),
+        pages=pages,
+        page_label=~np.array(truth),
+    )
+
+
+def test_clean_line_labels_drops_frames_and_signatures_not_a_kind_of_writing() -> None:
+    from app.training.fold import clean_line_labels
+
+    lines = _noisy_lines()
+    kept, counts = clean_line_labels(lines, FitOptions(seed=0))
+    frame = (lines.y == 1) & (lines.x[:, 0] < 2) & (lines.sources != "hw_print")
+    signature = (lines.y == 0) & (lines.x[:, 0] > 2)
+    assert int(frame.sum()) == int(signature.sum()) == 3 * 20
+    dropped = counts["dropped_handwritten"] + counts["dropped_typed"]
+    assert kept.y.size == lines.y.size - dropped
+    # nearly every frame and signature goes; of the fragments whose label is right, hardly any
+    left = ((kept.y == 1) & (kept.x[:, 0] < 2) & (kept.sources != "hw_print")) | (
+        (kept.y == 0) & (kept.x[:, 0] > 2)
+    )
+    assert int(left.sum()) <= 0.1 * 120
+    assert dropped - (120 - int(left.sum())) <= 0.02 * (lines.y.size - 120)
+    # a kind of writing that reads as the other on every fragment of its pages stays
+    assert int((kept.sources == "hw_print").sum()) == 30
+    told = ~kept.page_label
+    assert int(told.sum()) == 1 and int(kept.y[told][0]) == 1
+    # off, nothing is touched: the rows go to the line model as they are
+    model = fold_mod.fit_line_model(lines, FitOptions(seed=0, clean_lines=False))
+    assert model is not None
+
+
+def test_line_rows_say_which_labels_are_the_pages() -> None:
+    from app.training.lines import LineRows
+
+    plain = LineRows(
+        np.ones((2, 2)),
+        np.array([0, 1]),
+        np.array(["g", "g"]),
+        np.array(["s", "s"]),
+        np.ones(2),
+        [("p", 1), ("p", 1)],
+    )
+    assert plain.page_label.tolist() == [True, True]
+    both = plain.extend(plain, page_prefix="aug:")
+    assert both.page_label.tolist() == [True] * 4

@@ -41,7 +41,7 @@ from app.models.mixed import (
 from app.models.verdict import Fragments, VerdictRule, fit_rule, labels_of, page_share
 from app.training.corpus import LABEL_CODE, Corpus, PageKey, PageLines, Rows
 from app.training.dataset import PURE_LABELS
-from app.training.lines import LINE_PARAMS, LineRows
+from app.training.lines import FILLED_PREFIX, LINE_PARAMS, LineRows
 from app.training.rows import concat_rows, select_rows
 
 log = logging.getLogger(__name__)
@@ -73,6 +73,9 @@ class FitOptions:
     default: measured by LOSO and not adopted (README, design notes)."""
     line_cap: int = 2500
     """Lines per (source, label) the line model learns from (see :func:`cap_lines`)."""
+    clean_lines: bool = True
+    """Leave out of the line model the page-labelled fragments that models of the other sources
+    confidently call the other kind (see :func:`clean_line_labels`)."""
     mixed: bool = True
     """Learn the mixed detector (:mod:`app.models.mixed`)."""
     max_false_mixed: float = MAX_FALSE_MIXED
@@ -293,15 +296,89 @@ def cap_lines(lines: LineRows, cap: int, seed: int) -> LineRows:
 
 
 def fit_line_model(lines: LineRows, opts: FitOptions) -> Any | None:
-    """The line model on weighted labelled lines (None when there are too few)."""
-    lines = cap_lines(lines, opts.line_cap, opts.seed)
+    """The line model on weighted labelled lines (None when there are too few).
+
+    With ``opts.clean_lines`` the rows go through :func:`clean_line_labels` first.
+    """
+    if opts.clean_lines:
+        lines, counts = clean_line_labels(lines, opts)
+        log.info("line labels: %s", counts)
+    return _fit_line_model(lines, opts)
+
+
+def _fit_line_model(
+    lines: LineRows,
+    opts: FitOptions,
+    *,
+    cap: int | None = None,
+    params: dict[str, Any] | None = None,
+) -> Any | None:
+    lines = cap_lines(lines, opts.line_cap if cap is None else cap, opts.seed)
     if lines.y.size < 20 or len(np.unique(lines.y)) < 2:
         return None
     model = make_model(
-        "catboost", LINE_PARAMS, seed=opts.seed, threads=opts.threads, balanced=False
+        "catboost", params or LINE_PARAMS, seed=opts.seed, threads=opts.threads, balanced=False
     )
     model.fit(lines.x, lines.y, sample_weight=line_weights(lines, opts.boosts))
     return model
+
+
+CLEAN_PARAMS: dict[str, Any] = {**LINE_PARAMS, "iterations": 200}
+CLEAN_CAP = 1000
+"""The models that judge the labels are smaller than the line model (a fifth of its cost): they
+only need to be sure where a label is plainly wrong."""
+NOISE_P = 0.3
+"""A page-labelled fragment is noise when models of the other sources give its label a
+probability under this (a printed heading on a handwritten page, a signature on a typed one)..."""
+NOISE_SHARE = 1 / 3
+"""...and such fragments are at most this share of its page's page-labelled fragments: where
+more disagree, the disagreement is about the page's kind of writing (a textualis that looks like
+print), which is what the line model must learn, not noise."""
+
+
+def clean_line_labels(lines: LineRows, opts: FitOptions) -> tuple[LineRows, dict[str, int]]:
+    """The rows without the page-labelled fragments whose page label is likely wrong.
+
+    A page label is a line label only for most of the page: a handwritten register has a
+    printed frame, a letter a printed letterhead, a typed form a signature or a date written in
+    (``LABELS.md``: frame and marks of assent do not change a page's label). Each training
+    source's fragments are scored by a line model fitted on the *other* training sources (folds
+    by source, generated handwriting counted with its own source); a page-labelled fragment
+    whose label that model gives under :data:`NOISE_P` is left out, unless such fragments are
+    more than :data:`NOISE_SHARE` of its page. Rows with a line's own truth (IAM's body band,
+    generated pages, a person's line verdicts) are never left out.
+
+    Only training rows are read: inside a leave-one-source-out fold the left-out source plays
+    no part. Returns the rows kept and counts (``dropped_handwritten``: fragments of
+    handwritten pages left out, ``dropped_typed``: of typed pages).
+    """
+    units = np.array([str(s).removeprefix(FILLED_PREFIX) for s in lines.sources], dtype=object)
+    p = np.full(lines.y.size, np.nan)
+    for held in _unit_folds({str(u): str(u) for u in units}, opts.seed + 2):
+        va = np.isin(units, list(held))
+        if va.all() or not va.any():
+            continue
+        model = _fit_line_model(select_rows(lines, ~va), opts, cap=CLEAN_CAP, params=CLEAN_PARAMS)
+        score = va & lines.page_label
+        if model is not None and score.any():
+            p[score] = proba_handwritten(model, lines.x[score])
+    known = ~np.isnan(p)
+    p_label = np.where(lines.y == 1, p, 1.0 - p)
+    noisy = known & (p_label < NOISE_P)
+    drop = np.zeros(lines.y.size, dtype=bool)
+    by_page: dict[tuple[str, int], list[int]] = {}
+    for i in np.flatnonzero(known):
+        by_page.setdefault(lines.pages[i], []).append(int(i))
+    for idx in by_page.values():
+        rows = np.array(idx)
+        if noisy[rows].mean() <= NOISE_SHARE:
+            drop[rows[noisy[rows]]] = True
+    counts = {
+        "dropped_handwritten": int((drop & (lines.y == 1)).sum()),
+        "dropped_typed": int((drop & (lines.y == 0)).sum()),
+        "rows": int(lines.y.size),
+    }
+    return select_rows(lines, ~drop), counts
 
 
 def lines_of_docs(lines: LineRows, docs: set[str]) -> LineRows:
@@ -340,7 +417,12 @@ def fit_fold(corpus: Corpus, train_docs: set[str], opts: FitOptions) -> FoldMode
         oof_p[algo] = oof
 
     train_lines = lines_of_docs(corpus.lines, train_docs)
-    line_model = fit_line_model(train_lines, opts) if opts.line_model else None
+    line_model = None
+    if opts.line_model:
+        if opts.clean_lines:  # once: the inner line models below learn from the same rows
+            train_lines, counts = clean_line_labels(train_lines, opts)
+            log.info("line labels: %s", counts)
+        line_model = _fit_line_model(train_lines, opts)
 
     # out-of-fold fragment probabilities of every original training page (mixed ones too):
     # a page is scored by a line model that never learned from its source
@@ -417,7 +499,7 @@ def _oof_fragments(
     filled = corpus.filled_lines
     for held_units in _unit_folds(units, opts.seed):
         held = {sha for sha, u in units.items() if u in held_units}
-        model = fit_line_model(lines_of_docs(train_lines, set(units) - held), opts)
+        model = _fit_line_model(lines_of_docs(train_lines, set(units) - held), opts)
         if model is None:
             continue
         sub = corpus.page_lines.subset(np.array([k[0] in held for k in corpus.page_lines.pages]))

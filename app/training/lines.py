@@ -12,7 +12,7 @@ a mixed page's other fragments are left out.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -36,6 +36,13 @@ class LineRows:
     sources: np.ndarray
     areas: np.ndarray
     pages: list[tuple[str, int]]
+    page_label: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
+    """True where a row's label is its page's label (not a line's own truth: IAM's body band, a
+    generated page's pasted box, a person's line verdict). Rows built without it: all True."""
+
+    def __post_init__(self) -> None:
+        if self.page_label.size != self.y.size:
+            self.page_label = np.ones(self.y.size, dtype=bool)
 
     def extend(self, other: LineRows, *, page_prefix: str) -> LineRows:
         """These rows followed by ``other``'s, whose page keys get ``page_prefix``."""
@@ -61,27 +68,28 @@ def page_fragments(page: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
 
 def _line_label(
     doc: Document, page: dict[str, Any], box: np.ndarray, *, truth: bool = True
-) -> int | None:
-    """The honest label of one fragment (None: left out), see the module docstring.
+) -> tuple[int, bool] | None:
+    """The honest label of one fragment and whether it is the page's label (None: left out).
 
-    ``truth``: use the document's line verdicts (not on an augmented copy, whose geometry moved).
+    See the module docstring. ``truth``: use the document's line verdicts (not on an augmented
+    copy, whose geometry moved).
     """
     if truth and doc.line_truth and int(page["page"]) == 1:
         for label in (1, 0):
             boxes = [t[:4] for t in doc.line_truth if t[4] == label]
             if boxes and inside_share(box, boxes) >= TRUTH_INSIDE:
-                return label
+                return label, False
         if doc.label not in ("handwritten", "typed"):
             return None  # a mixed page's fragment nobody labelled
     if not doc.source.startswith("iam"):
-        return int(doc.label == "handwritten")
+        return int(doc.label == "handwritten"), True
     band = page.get("body_band")
     if not band:
         return None
     centre = (box[1] + box[3]) / 2
     if centre > band[1]:
         return None
-    return int(centre >= band[0])
+    return int(centre >= band[0]), False
 
 
 def line_rows(
@@ -93,29 +101,32 @@ def line_rows(
 ) -> LineRows:
     """Labelled line rows of the given documents (see the module docstring for the labels)."""
     x, y, groups, sources, areas, pages = [], [], [], [], [], []
+    from_page: list[bool] = []
     for doc, job in zip(docs, jobs, strict=True):
         for page in results.get(job, []):
             boxes, rows = page_fragments(page)
             for box, row in zip(boxes, rows, strict=True):
-                label = _line_label(doc, page, box, truth=truth)
-                if label is None:
+                labelled = _line_label(doc, page, box, truth=truth)
+                if labelled is None:
                     continue
                 x.append(row)
-                y.append(label)
+                y.append(labelled[0])
+                from_page.append(labelled[1])
                 groups.append(doc.group)
                 sources.append(doc.source)
                 areas.append(max(0.0, box[2] - box[0]) * max(0.0, box[3] - box[1]))
                 pages.append((doc.sha256, int(page["page"])))
-    return _line_rows(x, y, groups, sources, areas, pages)
+    return _line_rows(x, y, groups, sources, areas, pages, from_page)
 
 
-def _line_rows(  # noqa: PLR0917 - the six columns of LineRows
+def _line_rows(  # noqa: PLR0917 - the seven columns of LineRows
     x: list[np.ndarray],
     y: list[int],
     groups: list[str],
     sources: list[str],
     areas: list[float],
     pages: list[tuple[str, int]],
+    from_page: list[bool],
 ) -> LineRows:
     return LineRows(
         x=np.array(x, dtype=np.float64).reshape(-1, len(LINE_MODEL_FEATURES)),
@@ -124,6 +135,7 @@ def _line_rows(  # noqa: PLR0917 - the six columns of LineRows
         sources=np.array(sources, dtype=object).astype(str),
         areas=np.array(areas, dtype=np.float64),
         pages=pages,
+        page_label=np.array(from_page, dtype=bool),
     )
 
 
@@ -182,7 +194,7 @@ def filled_line_rows(
                 sources.append(f"{FILLED_PREFIX}{hand.source}" if label else typed.source)
                 areas.append(max(0.0, box[2] - box[0]) * max(0.0, box[3] - box[1]))
                 pages.append((f"{typed.sha256}+{hand.sha256}", int(page["page"])))
-    return _line_rows(x, y, groups, sources, areas, pages)
+    return _line_rows(x, y, groups, sources, areas, pages, [False] * len(y))
 
 
 def line_report(rows: LineRows, p: np.ndarray, seed: int) -> dict[str, Any]:
