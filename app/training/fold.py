@@ -106,6 +106,8 @@ class FoldModels:
     train_sources: list[str]
     mixed: dict[str, MixedTraining] = field(default_factory=dict)
     """What each algorithm's mixed detector learned from (for reports and experiments)."""
+    line_cleaning: dict[str, int] = field(default_factory=dict)
+    """What :func:`clean_line_labels` left out (empty when it did not run)."""
 
 
 def source_weights(
@@ -302,7 +304,7 @@ def fit_line_model(lines: LineRows, opts: FitOptions) -> Any | None:
     """
     if opts.clean_lines:
         lines, counts = clean_line_labels(lines, opts)
-        log.info("line labels: %s", counts)
+        log.debug("line labels: %s", counts)
     return _fit_line_model(lines, opts)
 
 
@@ -418,10 +420,11 @@ def fit_fold(corpus: Corpus, train_docs: set[str], opts: FitOptions) -> FoldMode
 
     train_lines = lines_of_docs(corpus.lines, train_docs)
     line_model = None
+    counts: dict[str, int] = {}
     if opts.line_model:
         if opts.clean_lines:  # once: the inner line models below learn from the same rows
             train_lines, counts = clean_line_labels(train_lines, opts)
-            log.info("line labels: %s", counts)
+            log.debug("line labels: %s", counts)
         line_model = _fit_line_model(train_lines, opts)
 
     # out-of-fold fragment probabilities of every original training page (mixed ones too):
@@ -465,6 +468,7 @@ def fit_fold(corpus: Corpus, train_docs: set[str], opts: FitOptions) -> FoldMode
         cv_grouping=grouping,
         train_sources=sorted(set(rows.sources.tolist())),
         mixed=mixed_data,
+        line_cleaning=counts,
     )
 
 

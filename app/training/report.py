@@ -187,6 +187,18 @@ def _rule(rule: dict[str, Any] | None) -> str:
     )
 
 
+def _cleaning_sentence(lines: dict[str, Any]) -> str:
+    counts = lines.get("label_cleaning") or {}
+    if not counts:
+        return ""
+    return (
+        f" Before training, {counts.get('dropped_handwritten', 0)} fragments of handwritten "
+        f"pages and {counts.get('dropped_typed', 0)} of typed pages (of "
+        f"{counts.get('rows', 0)}) were left out as likely frame or marks: models of the other "
+        "sources were sure they are the other kind."
+    )
+
+
 def _lines_section(lines: dict[str, Any]) -> list[str]:
     if not lines or "test" not in lines:
         return []
@@ -197,7 +209,7 @@ def _lines_section(lines: dict[str, Any]) -> list[str]:
         f"Line model trained on {lines['train_lines']} lines; tested on {lines['test_lines']}. "
         "IAM line labels are clean (printed header typed, body handwritten); every other "
         "source's lines take the page label, so FUNSD's handwritten fill-ins and a letter's "
-        "printed letterhead count as errors here.",
+        "printed letterhead count as errors here." + _cleaning_sentence(lines),
         "",
         "| lines | n | accuracy | balanced accuracy | ROC AUC |",
         "|---|---|---|---|---|",

@@ -519,7 +519,11 @@ def _line_section(
     test = select_rows(corpus.lines, of_docs(keys, test_sha) & ~is_aug)
     train = select_rows(corpus.lines, ~of_docs(keys, test_sha))
     train_n = int(cap_lines(train, FitOptions().line_cap, seed).y.size)
-    section: dict[str, Any] = {"train_lines": train_n, "test_lines": int(test.y.size)}
+    section: dict[str, Any] = {
+        "train_lines": train_n,
+        "test_lines": int(test.y.size),
+        "label_cleaning": dict(fold.line_cleaning),
+    }
     if test.y.size:
         p = proba_handwritten(fold.line_model, test.x)
         section["test"] = line_report(test, p, seed)
