@@ -302,10 +302,19 @@ def fit_line_model(lines: LineRows, opts: FitOptions) -> Any | None:
 
     With ``opts.clean_lines`` the rows go through :func:`clean_line_labels` first.
     """
-    if opts.clean_lines:
-        lines, counts = clean_line_labels(lines, opts)
-        log.debug("line labels: %s", counts)
-    return _fit_line_model(lines, opts)
+    return _fit_line_model(_cleaned(lines, opts)[0], opts)
+
+
+def _cleaned(lines: LineRows, opts: FitOptions) -> tuple[LineRows, dict[str, int]]:
+    """``lines`` through :func:`clean_line_labels` (logged) when ``opts.clean_lines``.
+
+    Otherwise the rows as given, with no counts.
+    """
+    if not opts.clean_lines:
+        return lines, {}
+    lines, counts = clean_line_labels(lines, opts)
+    log.debug("line labels: %s", counts)
+    return lines, counts
 
 
 def _fit_line_model(
@@ -422,9 +431,8 @@ def fit_fold(corpus: Corpus, train_docs: set[str], opts: FitOptions) -> FoldMode
     line_model = None
     counts: dict[str, int] = {}
     if opts.line_model:
-        if opts.clean_lines:  # once: the inner line models below learn from the same rows
-            train_lines, counts = clean_line_labels(train_lines, opts)
-            log.debug("line labels: %s", counts)
+        # cleaned once: the inner line models below learn from the same rows
+        train_lines, counts = _cleaned(train_lines, opts)
         line_model = _fit_line_model(train_lines, opts)
 
     # out-of-fold fragment probabilities of every original training page (mixed ones too):
