@@ -263,6 +263,7 @@ def test_cli_retrains_on_a_base_and_refuses_to_activate_past_the_guard(
     args = ["train", "--data", str(user), "--base", str(base_model.path), "--version", "mine"]
     args += ["--out", str(tmp_path / "models")]
     args += ["--algorithms", "catboost", "--no-augment", "--exclude-source", "hand_b"]
+    args += ["--jobs", "1"]  # fits in this process: the session's small line models
     # the real guard, asked for a rise of a whole point: no version passes it
     monkeypatch.setattr(
         "app.training.extend.guard", lambda base, new, _drop: guard(base, new, -1.0)
