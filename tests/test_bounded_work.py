@@ -4,8 +4,10 @@ The rule mask and the line assignment are exact rewrites: they are checked again
 computation they replaced, on random masks. A straightened page's crops are cut from the page
 as given and turned one by one: they must show what the straightened layout shows. A page
 that only looks turned is normalised once, and a page whose text is tiny next to its size is
-laid out within the pixel budget. Feature extraction and pool workers run BLAS on one thread, with
-the numbers of the default threads.
+laid out within the pixel budget. A page read turned to decide its orientation takes its
+labelling turned, and the second side of a sideways page the first side's layout turned: both
+give the lines and the OCR of labelling the turned page. Feature extraction and pool workers run
+BLAS on one thread, with the numbers of the default threads.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from threadpoolctl import threadpool_info, threadpool_limits
 
 from app.features import analyse_page, extract
 from app.features.glyphs import twin_distances
-from app.features.layout import find_components, group_lines
+from app.features.layout import Components, Labelled, Line, find_components, group_lines
 from app.features.normalise import MAX_CANON_PIXELS, RULE_LENGTH, normalise, rule_mask
 from app.processes import worker_pool
 from tests.conftest import needs_fonts, needs_tesseract
@@ -204,3 +206,86 @@ def test_pool_workers_run_blas_on_one_thread() -> None:
         threads = pool.submit(_blas_threads).result(timeout=60)
     assert threads
     assert set(threads) == {1}
+
+
+def test_a_turned_labelling_is_the_labelling_of_the_turned_mask() -> None:
+    """Turned boxes, areas and label view: the components of labelling the turned mask."""
+    rng = np.random.default_rng(3)
+    ink = ndimage.binary_dilation(rng.random((61, 47)) < 0.05, iterations=1)
+    first = Labelled.of(ink)
+    for k in range(4):
+        turned = first.quarter_turned(k)
+        fresh = Labelled.of(np.rot90(ink, k))
+        assert turned.labels.shape == fresh.labels.shape
+        assert sorted(map(tuple, np.column_stack([turned.box, turned.area]).tolist())) == sorted(
+            map(tuple, np.column_stack([fresh.box, fresh.area]).tolist())
+        )
+        for i, (x0, y0, x1, y1) in enumerate(turned.box):  # each id is one component, boxed
+            pixels = turned.labels == i + 1
+            ys, xs = np.nonzero(pixels)
+            assert (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1) == (x0, y0, x1, y1)
+            assert np.unique(fresh.labels[pixels]).size == 1
+
+
+def _layout(reading: extract._Reading) -> list[tuple[int, int, int, int, int]]:
+    return [(ln.x0, ln.y0, ln.x1, ln.y1, int(ln.members.size)) for ln in reading.lines]
+
+
+@needs_tesseract
+@needs_fonts
+@pytest.mark.parametrize("degrees", [0.0, 4.0])
+def test_turned_readings_read_what_labelling_the_turned_page_reads(
+    degrees: float, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The orientation decision's readings, made cheaply, equal the plain ones."""
+    page = turn_page(typed_page(120, seed=2), degrees) if degrees else typed_page(120, seed=2)
+    ocr = extract.OcrSettings()
+    first = extract._Reading.of(page, ocr)
+    assert (first.norm.turned_from is not None) == bool(degrees)
+    readings = {}
+    for k in (1, 2, 3):
+        readings[k] = first.turned(k, ocr)
+        view = readings[k].norm
+        plain = extract._Reading._read(
+            type(view)(**{**view.__dict__, "ink": np.ascontiguousarray(view.ink)}),
+            ocr,
+            decide=False,
+            t0=0.0,
+        )
+        assert _layout(readings[k]) == _layout(plain)
+        assert readings[k].ocr == plain.ocr and readings[k].per_line == plain.per_line
+    for k, half in ((3, readings[1].half_turned(ocr)), (2, first.half_turned(ocr))):
+        assert _layout(half) == _layout(readings[k])
+        assert half.ocr == readings[k].ocr and half.per_line == readings[k].per_line
+    # deciding a sideways suspect labels the page once and lays out one turned side
+    labelled: list[tuple[int, ...]] = []
+    real_of = Labelled.of
+
+    def counting(ink: np.ndarray) -> Labelled:
+        if ink.shape == first.norm.ink.shape:
+            labelled.append(ink.shape)
+        return real_of(ink)
+
+    groups: list[int] = []
+    real_group = extract.group_lines
+
+    def counting_groups(comps: Components, *, min_members: int = 2) -> list[Line]:
+        groups.append(len(comps))
+        return real_group(comps, min_members=min_members)
+
+    monkeypatch.setattr(Labelled, "of", staticmethod(counting))
+    monkeypatch.setattr(extract, "group_lines", counting_groups)
+    monkeypatch.setattr(extract, "looks_sideways", lambda comps: True)
+    analysis = analyse_page(page)
+    assert analysis.orientation == 0
+    assert labelled == [first.norm.ink.shape]
+    assert len(groups) == 1 + 1 + 1  # the page, one turned side, and the fragments at the end
+    # an upside-down suspect: no layout of its own at all
+    labelled.clear()
+    groups.clear()
+    monkeypatch.setattr(extract, "looks_sideways", lambda comps: False)
+    monkeypatch.setattr(extract, "UPSIDE_DOWN_SUSPECT", 1e9)
+    analysis = analyse_page(page)
+    assert analysis.orientation == 0 and analysis.timings["orientation"] > 0.0
+    assert labelled == [first.norm.ink.shape]
+    assert len(groups) == 1 + 1

@@ -18,6 +18,7 @@ from scipy import ndimage
 from app.features.glyphs import NO_TWIN, Glyphs, twin_distances, twin_summary
 from app.features.layout import (
     Components,
+    Labelled,
     Line,
     find_components,
     group_lines,
@@ -570,10 +571,15 @@ def analyse_page(grey: np.ndarray, ocr: OcrSettings | None = None) -> PageAnalys
         return first.finish()
     best_k, best_median = 0, first.ocr_median
     t0 = time.perf_counter()
+    read = {0: first}
     for k in first.turns:
         # deciding needs only the OCR of the turned page: the layout already read, turned (a
-        # quarter turn is exact), is enough; the page is read in full only if the turn wins
-        alt = first.turned(k, ocr)
+        # quarter turn is exact), is enough; the page is read in full only if the turn wins.
+        # A half turn keeps the layout itself: the page upside down is the page as read,
+        # and the two sides of a sideways page are one layout.
+        other = read.get((k + 2) % 4)
+        alt = other.half_turned(ocr) if other is not None else first.turned(k, ocr)
+        read[k] = alt
         margin = alt.ocr_median - best_median
         if not alt.empty and margin >= (ORIENT_MARGIN if best_k == 0 else 0.0):
             best_k, best_median = k, alt.ocr_median
@@ -618,6 +624,8 @@ class _Reading:
     timings: dict[str, float]
     ocr: dict[str, float] = field(default_factory=dict)
     per_line: dict[int, tuple[float, float]] = field(default_factory=dict)
+    labelled: Labelled | None = None
+    """Every component of ``norm.ink`` (a turned reading takes it turned, not labelled again)."""
 
     @property
     def empty(self) -> bool:
@@ -639,12 +647,21 @@ class _Reading:
         return cls._read(normalise(grey), ocr, decide=decide, t0=t0)
 
     @classmethod
-    def _read(cls, norm: Normalised, ocr: OcrSettings, *, decide: bool, t0: float) -> _Reading:
-        comps, labels = find_components(norm.ink)
+    def _read(
+        cls,
+        norm: Normalised,
+        ocr: OcrSettings,
+        *,
+        decide: bool,
+        t0: float,
+        labelled: Labelled | None = None,
+    ) -> _Reading:
+        labelled = Labelled.of(norm.ink) if labelled is None else labelled
+        comps, labels = find_components(norm.ink, labelled=labelled)
         lines = group_lines(comps)
         t1 = time.perf_counter()
         turns = _turns_to_try(norm, comps, lines) if decide else []
-        reading = cls(norm, comps, labels, lines, turns, {"normalise": t1 - t0})
+        reading = cls(norm, comps, labels, lines, turns, {"normalise": t1 - t0}, labelled=labelled)
         if not reading.empty:
             reading.ocr = ocr_features(norm, lines, ocr, reading.per_line)
             reading.timings["ocr"] = time.perf_counter() - t1
@@ -653,9 +670,11 @@ class _Reading:
     def turned(self, k: int, ocr: OcrSettings) -> _Reading:
         """This page's reading turned by ``k`` quarter turns (counter-clockwise), up to its OCR.
 
-        The normalised page is turned, not normalised again (its text height is kept). Only the
-        ink mask is copied (it is labelled); the page as given, its layout copy and background
-        are turned views: crops cut from them are small copies with the same pixels.
+        The normalised page is turned, not normalised again (its text height is kept), and its
+        ink is not labelled again: a quarter turn maps components onto components, so the
+        labelling is turned (:meth:`Labelled.quarter_turned`). Everything is a turned view;
+        crops cut from it are small copies with the same pixels. The components keep this
+        reading's order; the lines (and so the OCR) are those of labelling the turned page.
         """
         norm = self.norm
         shape = norm.turned_from
@@ -663,7 +682,7 @@ class _Reading:
             shape = (shape[1], shape[0])
         view = Normalised(
             grey=np.rot90(norm.grey, k),
-            ink=np.ascontiguousarray(np.rot90(norm.ink, k)),
+            ink=np.rot90(norm.ink, k),
             scale=norm.scale,
             text_height=norm.text_height,
             original=np.rot90(norm.original, k),
@@ -673,7 +692,56 @@ class _Reading:
             skew=norm.skew,
             turned_from=shape,
         )
-        return _Reading._read(view, ocr, decide=False, t0=time.perf_counter())
+        labelled = self.labelled or Labelled.of(norm.ink)
+        return _Reading._read(
+            view, ocr, decide=False, t0=time.perf_counter(), labelled=labelled.quarter_turned(k)
+        )
+
+    def half_turned(self, ocr: OcrSettings) -> _Reading:
+        """This reading turned by a half turn, its layout turned rather than found again.
+
+        A half turn maps the ink onto itself: the same components (their boxes turned), the
+        same smeared rows (the smearing is symmetric), so the same lines, only sorted from the
+        other corner. A page suspected to be upside down is read this way, and a page suspected
+        to lie on its side is read at a quarter turn each way, the second being this: each for
+        the price of its OCR alone. Only its OCR and :attr:`empty`
+        are meant to be read (the orientation decision): its components keep this reading's
+        order, not the order a labelling of the turned page would give them.
+        """
+        norm, comps = self.norm, self.comps
+        h, w = norm.ink.shape
+        view = Normalised(
+            grey=np.rot90(norm.grey, 2),
+            ink=np.rot90(norm.ink, 2),
+            scale=norm.scale,
+            text_height=norm.text_height,
+            original=np.rot90(norm.original, 2),
+            background=np.rot90(norm.background, 2),
+            threshold=norm.threshold,
+            ruled=norm.ruled,
+            skew=norm.skew,
+            turned_from=norm.turned_from,
+        )
+        turned = Components(
+            x0=w - comps.x1,
+            y0=h - comps.y1,
+            x1=w - comps.x0,
+            y1=h - comps.y0,
+            area=comps.area,
+            line=comps.line,
+            label=comps.label,
+        )
+        lines = [
+            Line(w - ln.x1, h - ln.y1, w - ln.x0, h - ln.y0, ln.members[::-1])
+            for ln in reversed(self.lines)
+        ]
+        lines.sort(key=lambda ln: (ln.y0, ln.x0))
+        t0 = time.perf_counter()
+        reading = _Reading(view, turned, np.rot90(self.labels, 2), lines, [], {})
+        if not reading.empty:
+            reading.ocr = ocr_features(view, lines, ocr, reading.per_line)
+        reading.timings["ocr"] = time.perf_counter() - t0
+        return reading
 
     def finish(self) -> PageAnalysis:
         """Every other feature, and the line verdicts' inputs."""
