@@ -11,12 +11,15 @@ import sys
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from app import __version__
 from app.config import Settings, get_settings
 from app.errors import AppError, DatasetError, ExitCode, WorkerCrashedError
 from app.processes import worker_pool
+
+if TYPE_CHECKING:
+    from app.training.fold import FitOptions
 
 log = logging.getLogger("app")
 
@@ -360,7 +363,6 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
 def _evaluate_loso(args: argparse.Namespace, settings: Settings) -> int:
     from app.training.evaluate import loso_evaluate
     from app.training.featurize import ProgressBar
-    from app.training.fold import FitOptions
     from app.training.loso import loso_table
 
     if args.model or args.split != "all":
@@ -370,7 +372,7 @@ def _evaluate_loso(args: argparse.Namespace, settings: Settings) -> int:
         return _evaluate_ablation(args, settings, jobs)
     summary = loso_evaluate(
         Path(args.data),
-        opts=FitOptions(threads=1, composites=args.composites),
+        opts=_loso_options(args),
         cache_dir=settings.cache_dir,
         workers=jobs,
         lang=args.lang or settings.ocr_lang,
@@ -387,15 +389,26 @@ def _evaluate_loso(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _loso_options(args: argparse.Namespace) -> FitOptions:
+    """The fold fits ``evaluate --loso`` asks for (seed, label check, composites)."""
+    from app.training.fold import FitOptions
+
+    return FitOptions(
+        threads=1,
+        composites=args.composites,
+        seed=args.seed,
+        clean_lines=not args.no_clean_lines,
+    )
+
+
 def _evaluate_ablation(args: argparse.Namespace, settings: Settings, jobs: int) -> int:
     from app.training.evaluate import loso_ablation
     from app.training.featurize import ProgressBar
-    from app.training.fold import FitOptions
 
     table = loso_ablation(
         Path(args.data),
         word=args.ablate,
-        opts=FitOptions(threads=1, composites=args.composites),
+        opts=_loso_options(args),
         cache_dir=settings.cache_dir,
         workers=jobs,
         lang=args.lang or settings.ocr_lang,
@@ -744,6 +757,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--composites",
         action="store_true",
         help="with --loso: also learn from letterhead/signature composite pages",
+    )
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=42,
+        help="with --loso: the fits' random seed (train's default, 42); run two seeds to see "
+        "the noise a difference must beat",
+    )
+    p.add_argument(
+        "--no-clean-lines",
+        action="store_true",
+        help="with --loso: let the line model learn from every page-labelled fragment (no "
+        "label check, see the README)",
     )
     p.add_argument(
         "--ablate",

@@ -151,13 +151,20 @@ def test_cli_evaluate_loso_on_some_sources(
             "1",
             "--out",
             str(tmp_path / "l"),
+            "--seed",
+            "7",
+            "--no-clean-lines",
         ]
     )
     assert code == 0
     printed = capsys.readouterr().out
     assert "Leave-one-source-out" in printed and "| hand_a |" in printed
     assert "| print_a |" not in printed  # only the sources asked for are left out
+    # the run says how it was made: the options reached the fits' options
+    assert "seed 7, label check off" in printed
     assert (tmp_path / "l" / "loso.md").is_file()
+    saved = json.loads((tmp_path / "l" / "loso.json").read_text())
+    assert saved["options"] == {"seed": 7, "clean_lines": False, "composites": False}
     code = cli.main(["evaluate", "--loso", "--data", str(multi_source), "--model", "default"])
     assert code == ExitCode.INTERNAL
     assert "takes no --model" in capsys.readouterr().err

@@ -308,6 +308,11 @@ def loso_evaluate(
         progress=fold_progress,
     )
     summary["data"] = str(data)
+    summary["options"] = {
+        "seed": opts.seed,
+        "clean_lines": opts.clean_lines,
+        "composites": opts.composites,
+    }
     if out is not None:
         _write_loso(out, summary, docs)
     return summary

@@ -298,13 +298,24 @@ def _pct(v: float | None) -> str:
     return "–" if v is None else f"{v:.3f}"
 
 
+def _run_options(options: dict[str, Any] | None) -> str:
+    """How an ``evaluate --loso`` run was made, for its table's heading ('' when not recorded)."""
+    if not options:
+        return ""
+    parts = [f"seed {options.get('seed')}"]
+    parts.append("label check " + ("on" if options.get("clean_lines", True) else "off"))
+    if options.get("composites"):
+        parts.append("with composites")
+    return " · " + ", ".join(parts)
+
+
 def loso_table(summary: dict[str, Any]) -> str:
     """The LOSO figures as Markdown: one overall row per scorer, then one row per source."""
     scorers = summary["scorers"]
     out = [
         f"**Leave-one-source-out** ({summary['folds']} folds: train on the other sources, "
         "score the one left out; final label = what the API returns, `mixed` on a pure page is "
-        "wrong)",
+        f"wrong){_run_options(summary.get('options'))}",
         "",
         "| scorer | macro final accuracy | lowest source | macro page accuracy "
         "| balanced accuracy (pure pages) | false mixed | mixed called mixed "
