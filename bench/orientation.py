@@ -1,0 +1,119 @@
+"""How the orientation decision does on the dev pages given at a turn, and what a layout test adds.
+
+    poetry run python bench/orientation.py [--turn 0|90|180|270] [--gate 1.25,1.5,2]
+        [--data ../shared/datasets/manifest.csv] [--jobs 2]
+
+Every page of the manifest is given turned by ``--turn`` degrees counter-clockwise and read as
+``analyse_page`` reads it up to its decision (the same readings, the same rule): which pages are
+suspect, which turn wins, and so how many are read at the turn that undoes ``--turn``, at another
+turn, or as given (the dev pages are upright but for one, the intake form, given sideways: it
+counts as another turn). Then, for each ``--gate`` factor, what the layout test of the README's
+benchmarks would do to the sideways suspects: read their turns only when a turned layout puts at
+least that many times the page's own share of components into text lines. It prints the readings
+the gate would spare, the undoing turns it would lose and the other turns it would avoid. A
+measurement, not the service's rule.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import sys
+from multiprocessing import Pool
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+os.environ["OMP_THREAD_LIMIT"] = "1"
+
+
+def _share_in_lines(reading: Any) -> float:
+    """Share of a reading's components that belong to one of its text lines."""
+    members = sum(int(ln.members.size) for ln in reading.lines)
+    return members / max(len(reading.comps), 1)
+
+
+def read_page(job: tuple[str, int]) -> list[dict[str, Any]]:
+    """The decision on every page of one file given turned by ``quarter`` quarter turns."""
+    from app.documents import load_pages
+    from app.features.extract import ORIENT_MARGIN, OcrSettings, _Reading
+
+    path, quarter = job
+    out = []
+    for page in load_pages(Path(path)):
+        ocr = OcrSettings()
+        first = _Reading.of(np.ascontiguousarray(np.rot90(page.image, quarter)), ocr)
+        best_k, best = 0, first.ocr_median
+        read = {0: first}
+        shares = {}
+        for k in first.turns:  # as analyse_page decides
+            other = read.get((k + 2) % 4)
+            alt = other.half_turned(ocr) if other is not None else first.turned(k, ocr)
+            read[k] = alt
+            shares[k] = _share_in_lines(alt)
+            if not alt.empty and alt.ocr_median - best >= (ORIENT_MARGIN if best_k == 0 else 0.0):
+                best_k, best = k, alt.ocr_median
+        out.append(
+            {
+                "path": path,
+                "page": page.number,
+                "turns": first.turns,
+                "best": best_k,
+                "share": _share_in_lines(first),
+                "turned_share": max(shares.values(), default=0.0),
+            }
+        )
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data", default=str(ROOT.parent / "shared" / "datasets" / "manifest.csv"))
+    parser.add_argument("--turn", type=int, choices=[0, 90, 180, 270], default=0)
+    parser.add_argument("--gate", default="1.25,1.5,2")
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
+    args = parser.parse_args()
+    data = Path(args.data)
+    if not data.is_file():
+        print(f"no manifest at {data}: this measurement needs the dev datasets", file=sys.stderr)
+        return 1
+    quarter = args.turn // 90
+    rows = list(csv.DictReader(data.open()))
+    jobs = [(str(data.parent / r["path"]), quarter) for r in rows]
+    with Pool(args.jobs) as pool:
+        pages = [p for ps in pool.imap(read_page, jobs, chunksize=4) for p in ps]
+    upright = (4 - quarter) % 4  # the turn that brings the page back upright
+    sideways = [p for p in pages if sorted(p["turns"]) == [1, 3]]
+    print(
+        f"{len(pages)} pages given turned {args.turn}°; {len(sideways)} suspect of lying sideways"
+    )
+    print(
+        f"read at the turn that undoes {args.turn}°: {sum(p['best'] == upright for p in pages)}, "
+        f"at another turn: {sum(p['best'] not in (0, upright) for p in pages)}, as given: "
+        f"{sum(p['best'] == 0 for p in pages)}"
+    )
+    print()
+    print(
+        "| gate (turned share / own share) | sideways turns read | spared | undoing turns lost "
+        "| other turns avoided |"
+    )
+    print("|---|---|---|---|---|")
+    for factor in (float(f) for f in args.gate.split(",") if f.strip()):
+        kept = [p for p in sideways if p["turned_share"] >= factor * p["share"]]
+        dropped = [p for p in sideways if p not in kept]
+        lost = sum(p["best"] == upright and upright != 0 for p in dropped)
+        avoided = sum(p["best"] not in (0, upright) for p in dropped)
+        print(f"| {factor:g}x | {len(kept)} | {len(dropped)} | {lost} | {avoided} |")
+    other = [p for p in pages if p["best"] not in (0, upright)]
+    for p in other[:20]:
+        print(f"read at another turn: {Path(p['path']).name} p{p['page']} ({p['best'] * 90}°)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
