@@ -704,9 +704,9 @@ class _Reading:
         same smeared rows (the smearing is symmetric), so the same lines, only sorted from the
         other corner. A page suspected to be upside down is read this way, and a page suspected
         to lie on its side is read at a quarter turn each way, the second being this: each for
-        the price of its OCR alone. Only its OCR and :attr:`empty`
-        are meant to be read (the orientation decision): its components keep this reading's
-        order, not the order a labelling of the turned page would give them.
+        the price of its OCR alone. Only its OCR and :attr:`empty` are meant to be read (the
+        orientation decision): its components keep this reading's order, not the order a
+        labelling of the turned page would give them.
         """
         norm, comps = self.norm, self.comps
         h, w = norm.ink.shape
