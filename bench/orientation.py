@@ -41,23 +41,15 @@ def _share_in_lines(reading: Any) -> float:
 def read_page(job: tuple[str, int]) -> list[dict[str, Any]]:
     """The decision on every page of one file given turned by ``quarter`` quarter turns."""
     from app.documents import load_pages
-    from app.features.extract import ORIENT_MARGIN, OcrSettings, _Reading
+    from app.features.extract import OcrSettings, _Reading, decide_turn
 
     path, quarter = job
     out = []
     for page in load_pages(Path(path)):
         ocr = OcrSettings()
         first = _Reading.of(np.ascontiguousarray(np.rot90(page.image, quarter)), ocr)
-        best_k, best = 0, first.ocr_median
-        read = {0: first}
-        shares = {}
-        for k in first.turns:  # as analyse_page decides
-            other = read.get((k + 2) % 4)
-            alt = other.half_turned(ocr) if other is not None else first.turned(k, ocr)
-            read[k] = alt
-            shares[k] = _share_in_lines(alt)
-            if not alt.empty and alt.ocr_median - best >= (ORIENT_MARGIN if best_k == 0 else 0.0):
-                best_k, best = k, alt.ocr_median
+        best_k, read = decide_turn(first, ocr)  # the service's decision, its readings
+        shares = [_share_in_lines(r) for k, r in read.items() if k]
         out.append(
             {
                 "path": path,
@@ -65,7 +57,7 @@ def read_page(job: tuple[str, int]) -> list[dict[str, Any]]:
                 "turns": first.turns,
                 "best": best_k,
                 "share": _share_in_lines(first),
-                "turned_share": max(shares.values(), default=0.0),
+                "turned_share": max(shares, default=0.0),
             }
         )
     return out

@@ -569,20 +569,8 @@ def analyse_page(grey: np.ndarray, ocr: OcrSettings | None = None) -> PageAnalys
     first = _Reading.of(grey, ocr)
     if not first.turns or not ocr.enabled:
         return first.finish()
-    best_k, best_median = 0, first.ocr_median
     t0 = time.perf_counter()
-    read = {0: first}
-    for k in first.turns:
-        # deciding needs only the OCR of the turned page: the layout already read, turned (a
-        # quarter turn is exact), is enough; the page is read in full only if the turn wins.
-        # A half turn keeps the layout itself: the page upside down is the page as read,
-        # and the two sides of a sideways page are one layout.
-        other = read.get((k + 2) % 4)
-        alt = other.half_turned(ocr) if other is not None else first.turned(k, ocr)
-        read[k] = alt
-        margin = alt.ocr_median - best_median
-        if not alt.empty and margin >= (ORIENT_MARGIN if best_k == 0 else 0.0):
-            best_k, best_median = k, alt.ocr_median
+    best_k, _ = decide_turn(first, ocr)
     if best_k == 0:
         result = first.finish()
         result.timings["orientation"] = time.perf_counter() - t0
@@ -602,6 +590,25 @@ def analyse_page(grey: np.ndarray, ocr: OcrSettings | None = None) -> PageAnalys
     return result
 
 
+def decide_turn(first: _Reading, ocr: OcrSettings) -> tuple[int, dict[int, _Reading]]:
+    """The quarter turn that reads the page upright (0: as given), and the readings tried.
+
+    Only the OCR of a turn is read to decide. A half turn keeps the layout itself: the page
+    upside down is the page as read, and the two sides of a sideways page are one layout, so
+    each of those costs its OCR alone; a quarter turn takes the first reading's labelling turned.
+    """
+    best_k, best_median = 0, first.ocr_median
+    read = {0: first}
+    for k in first.turns:
+        other = read.get((k + 2) % 4)
+        alt = other.half_turned(ocr) if other is not None else first.turned(k, ocr)
+        read[k] = alt
+        margin = alt.ocr_median - best_median
+        if not alt.empty and margin >= (ORIENT_MARGIN if best_k == 0 else 0.0):
+            best_k, best_median = k, alt.ocr_median
+    return best_k, read
+
+
 def _turns_to_try(norm: Normalised, comps: Components, lines: list[Line]) -> list[int]:
     """Quarter turns worth reading (sideways: both sides; upside down: a half turn; or none)."""
     if looks_sideways(comps):
@@ -609,6 +616,25 @@ def _turns_to_try(norm: Normalised, comps: Components, lines: list[Line]) -> lis
     if len(lines) >= 3 and ascender_ratio(norm.ink, lines) < UPSIDE_DOWN_SUSPECT:
         return [2]
     return []
+
+
+def _turned_view(norm: Normalised, k: int) -> Normalised:
+    """``norm`` turned by ``k`` quarter turns (counter-clockwise): views, nothing copied."""
+    shape = norm.turned_from
+    if shape is not None and k % 2:
+        shape = (shape[1], shape[0])
+    return Normalised(
+        grey=np.rot90(norm.grey, k),
+        ink=np.rot90(norm.ink, k),
+        scale=norm.scale,
+        text_height=norm.text_height,
+        original=np.rot90(norm.original, k),
+        background=np.rot90(norm.background, k),
+        threshold=norm.threshold,
+        ruled=norm.ruled,
+        skew=norm.skew,
+        turned_from=shape,
+    )
 
 
 @dataclass
@@ -677,21 +703,7 @@ class _Reading:
         reading's order; the lines (and so the OCR) are those of labelling the turned page.
         """
         norm = self.norm
-        shape = norm.turned_from
-        if shape is not None and k % 2:
-            shape = (shape[1], shape[0])
-        view = Normalised(
-            grey=np.rot90(norm.grey, k),
-            ink=np.rot90(norm.ink, k),
-            scale=norm.scale,
-            text_height=norm.text_height,
-            original=np.rot90(norm.original, k),
-            background=np.rot90(norm.background, k),
-            threshold=norm.threshold,
-            ruled=norm.ruled,
-            skew=norm.skew,
-            turned_from=shape,
-        )
+        view = _turned_view(norm, k)
         labelled = self.labelled or Labelled.of(norm.ink)
         return _Reading._read(
             view, ocr, decide=False, t0=time.perf_counter(), labelled=labelled.quarter_turned(k)
@@ -710,18 +722,7 @@ class _Reading:
         """
         norm, comps = self.norm, self.comps
         h, w = norm.ink.shape
-        view = Normalised(
-            grey=np.rot90(norm.grey, 2),
-            ink=np.rot90(norm.ink, 2),
-            scale=norm.scale,
-            text_height=norm.text_height,
-            original=np.rot90(norm.original, 2),
-            background=np.rot90(norm.background, 2),
-            threshold=norm.threshold,
-            ruled=norm.ruled,
-            skew=norm.skew,
-            turned_from=norm.turned_from,
-        )
+        view = _turned_view(norm, 2)
         turned = Components(
             x0=w - comps.x1,
             y0=h - comps.y1,
