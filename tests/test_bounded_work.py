@@ -21,7 +21,13 @@ from threadpoolctl import threadpool_info, threadpool_limits
 from app.features import analyse_page, extract
 from app.features.glyphs import twin_distances
 from app.features.layout import Components, Labelled, Line, find_components, group_lines
-from app.features.normalise import MAX_CANON_PIXELS, RULE_LENGTH, normalise, rule_mask
+from app.features.normalise import (
+    MAX_CANON_PIXELS,
+    RULE_LENGTH,
+    component_boxes,
+    normalise,
+    rule_mask,
+)
 from app.processes import worker_pool
 from tests.conftest import needs_fonts, needs_tesseract
 from tests.helpers import turn_page, typed_page
@@ -206,6 +212,22 @@ def test_pool_workers_run_blas_on_one_thread() -> None:
         threads = pool.submit(_blas_threads).result(timeout=60)
     assert threads
     assert set(threads) == {1}
+
+
+@pytest.mark.parametrize("dtype", [bool, np.uint8])
+def test_component_areas_count_each_components_pixels(dtype: type) -> None:
+    """Areas are counted over the ink alone: each is its component's pixel count, exactly."""
+    rng = np.random.default_rng(11)
+    ink = ndimage.binary_dilation(rng.random((83, 59)) < 0.04, iterations=1).astype(dtype)
+    lab = Labelled.of(ink)
+    expected = [int((lab.labels == i + 1).sum()) for i in range(lab.area.size)]
+    assert lab.area.tolist() == expected
+    assert lab.area.sum() == np.count_nonzero(ink)
+    labels4, n4 = ndimage.label(ink)
+    boxes = component_boxes(ink)
+    assert boxes.shape == (n4, 5)
+    assert boxes[:, 4].tolist() == [float((labels4 == i + 1).sum()) for i in range(n4)]
+    assert component_boxes(np.zeros((5, 5), dtype=dtype)).shape == (0, 5)
 
 
 def test_a_turned_labelling_is_the_labelling_of_the_turned_mask() -> None:

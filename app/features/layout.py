@@ -94,7 +94,10 @@ class Labelled:
         box = np.array(
             [(s[1].start, s[0].start, s[1].stop, s[0].stop) for s in slices], dtype=np.int64
         )
-        return cls(labels, box, np.bincount(labels.ravel(), minlength=n + 1)[1:])
+        # count the ink pixels only: the same areas as counting every label of the image
+        return cls(
+            labels, box, np.bincount(labels[np.asarray(ink, dtype=bool)], minlength=n + 1)[1:]
+        )
 
     def quarter_turned(self, k: int) -> Labelled:
         """The same labelling of the ink turned by ``k`` quarter turns (as ``np.rot90``).
@@ -195,18 +198,25 @@ def _assign_lines(
     """Smear text horizontally (run-length smoothing) and label the smeared rows as lines."""
     if idx.size == 0:
         return np.zeros(0, dtype=np.int64)
+    gap = round(1.2 * LAYOUT_HEIGHT) | 1
+    # Work inside the kept components' bounding box, widened by the smear's reach: outside it
+    # there is nothing to smear, so the lines (and their raster order) are those of the page.
+    reach = gap // 2 + 1
+    top, bottom = int(box[:, 1].min()), int(box[:, 3].max())
+    left = max(0, int(box[:, 0].min()) - reach)
+    right = min(labels.shape[1], int(box[:, 2].max()) + reach)
+    part = labels[top:bottom, left:right]
     if keep.all():
-        mask = labels > 0
+        mask = part > 0
     else:
         lut = np.zeros(keep.size + 1, dtype=np.uint8)
         lut[1:] = keep
-        mask = np.take(lut, labels).view(bool)
-    gap = round(1.2 * LAYOUT_HEIGHT) | 1
+        mask = np.take(lut, part).view(bool)
     smeared = ndimage.maximum_filter1d(mask.view(np.uint8), size=gap, axis=1) > 0
     line_labels, _ = ndimage.label(smeared, structure=np.ones((3, 3), dtype=bool))
     # a component lies inside one smeared line: one pixel of it tells which
     xs = _first_pixels(labels, box, idx + 1)
-    return np.asarray(line_labels[box[:, 1], xs], dtype=np.int64)
+    return np.asarray(line_labels[box[:, 1] - top, xs - left], dtype=np.int64)
 
 
 def merge_segments(segments: list[Line], *, gap: float = 2.5) -> list[Line]:

@@ -295,7 +295,7 @@ def component_boxes(ink: np.ndarray) -> np.ndarray:
     boxes[:, :4] = [
         (s[0].start, s[0].stop, s[1].start, s[1].stop) for s in ndimage.find_objects(labels)
     ]
-    boxes[:, 4] = np.bincount(labels.ravel(), minlength=n + 1)[1:]
+    boxes[:, 4] = np.bincount(labels[np.asarray(ink, dtype=bool)], minlength=n + 1)[1:]
     return boxes
 
 
