@@ -7,11 +7,11 @@ Every page of the manifest is given turned by ``--turn`` degrees counter-clockwi
 ``analyse_page`` reads it up to its decision (the same readings, the same rule): which pages are
 suspect, which turn wins, and so how many are read at the turn that undoes ``--turn``, at another
 turn, or as given (the dev pages are upright but for one, the intake form, given sideways: it
-counts as another turn). Then, for each ``--gate`` factor, what the layout test of the README's
-benchmarks would do to the sideways suspects: read their turns only when a turned layout puts at
-least that many times the page's own share of components into text lines. It prints the readings
-the gate would spare, the undoing turns it would lose and the other turns it would avoid. A
-measurement, not the service's rule.
+counts as another turn). The pages are read without the service's layout gate (``SIDEWAYS_GATE``:
+a sideways suspect's turns are read only when a turned layout puts at least that many times the
+page's own share of components into text lines); then, for each ``--gate`` factor and for the
+service's own, what the gate does to the sideways suspects: the readings it spares, the undoing
+turns it loses and the other (wrong) turns it avoids.
 """
 
 from __future__ import annotations
@@ -29,34 +29,31 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from app.features.extract import SIDEWAYS_GATE  # noqa: E402
+
 os.environ["OMP_THREAD_LIMIT"] = "1"
-
-
-def _share_in_lines(reading: Any) -> float:
-    """Share of a reading's components that belong to one of its text lines."""
-    members = sum(int(ln.members.size) for ln in reading.lines)
-    return members / max(len(reading.comps), 1)
 
 
 def read_page(job: tuple[str, int]) -> list[dict[str, Any]]:
     """The decision on every page of one file given turned by ``quarter`` quarter turns."""
     from app.documents import load_pages
-    from app.features.extract import OcrSettings, _Reading, decide_turn
+    from app.features import extract
 
+    extract.SIDEWAYS_GATE = 0.0  # every turn read: the gate is applied afterwards, per factor
     path, quarter = job
     out = []
     for page in load_pages(Path(path)):
-        ocr = OcrSettings()
-        first = _Reading.of(np.ascontiguousarray(np.rot90(page.image, quarter)), ocr)
-        best_k, read = decide_turn(first, ocr)  # the service's decision, its readings
-        shares = [_share_in_lines(r) for k, r in read.items() if k]
+        ocr = extract.OcrSettings()
+        first = extract._Reading.of(np.ascontiguousarray(np.rot90(page.image, quarter)), ocr)
+        best_k, read = extract.decide_turn(first, ocr)  # the service's rule, every turn read
+        shares = [extract.line_share(r) for k, r in read.items() if k]
         out.append(
             {
                 "path": path,
                 "page": page.number,
                 "turns": first.turns,
                 "best": best_k,
-                "share": _share_in_lines(first),
+                "share": extract.line_share(first),
                 "turned_share": max(shares, default=0.0),
             }
         )
@@ -84,24 +81,36 @@ def main() -> int:
     print(
         f"{len(pages)} pages given turned {args.turn}°; {len(sideways)} suspect of lying sideways"
     )
-    print(
-        f"read at the turn that undoes {args.turn}°: {sum(p['best'] == upright for p in pages)}, "
-        f"at another turn: {sum(p['best'] not in (0, upright) for p in pages)}, as given: "
-        f"{sum(p['best'] == 0 for p in pages)}"
-    )
+
+    def best(p: dict[str, Any], factor: float) -> int:
+        gated = sorted(p["turns"]) == [1, 3] and p["turned_share"] < factor * p["share"]
+        return 0 if gated else int(p["best"])
+
+    for name, factor in (
+        ("without the gate", 0.0),
+        (f"with the gate ({SIDEWAYS_GATE:g}x)", SIDEWAYS_GATE),
+    ):
+        print(
+            f"{name}: read at the turn that undoes {args.turn}°: "
+            f"{sum(best(p, factor) == upright for p in pages)}, at another turn: "
+            f"{sum(best(p, factor) not in (0, upright) for p in pages)}, as given: "
+            f"{sum(best(p, factor) == 0 for p in pages)}"
+        )
     print()
     print(
         "| gate (turned share / own share) | sideways turns read | spared | undoing turns lost "
         "| other turns avoided |"
     )
     print("|---|---|---|---|---|")
-    for factor in (float(f) for f in args.gate.split(",") if f.strip()):
+    factors = sorted({float(f) for f in args.gate.split(",") if f.strip()} | {SIDEWAYS_GATE})
+    for factor in factors:
         kept = [p for p in sideways if p["turned_share"] >= factor * p["share"]]
         dropped = [p for p in sideways if p not in kept]
         lost = sum(p["best"] == upright and upright != 0 for p in dropped)
         avoided = sum(p["best"] not in (0, upright) for p in dropped)
-        print(f"| {factor:g}x | {len(kept)} | {len(dropped)} | {lost} | {avoided} |")
-    other = [p for p in pages if p["best"] not in (0, upright)]
+        mark = " (the service's)" if factor == SIDEWAYS_GATE else ""
+        print(f"| {factor:g}x{mark} | {len(kept)} | {len(dropped)} | {lost} | {avoided} |")
+    other = [p for p in pages if best(p, SIDEWAYS_GATE) not in (0, upright)]
     for p in other[:20]:
         print(f"read at another turn: {Path(p['path']).name} p{p['page']} ({p['best'] * 90}°)")
     return 0

@@ -24,6 +24,7 @@ from app.features.layout import Components, Labelled, Line, find_components, gro
 from app.features.normalise import (
     MAX_CANON_PIXELS,
     RULE_LENGTH,
+    Normalised,
     component_boxes,
     normalise,
     rule_mask,
@@ -295,13 +296,41 @@ def test_turned_readings_read_what_labelling_the_turned_page_reads(
         groups.append(len(comps))
         return real_group(comps, min_members=min_members)
 
+    read: list[int] = []
+    real_ocr = extract.ocr_features
+
+    def counting_ocr(
+        norm: Normalised,
+        lines: list[Line],
+        settings: extract.OcrSettings,
+        per_line: dict[int, tuple[float, float]] | None = None,
+    ) -> dict[str, float]:
+        read.append(len(lines))
+        return real_ocr(norm, lines, settings, per_line)
+
     monkeypatch.setattr(Labelled, "of", staticmethod(counting))
     monkeypatch.setattr(extract, "group_lines", counting_groups)
+    monkeypatch.setattr(extract, "ocr_features", counting_ocr)
     monkeypatch.setattr(extract, "looks_sideways", lambda comps: True)
     analysis = analyse_page(page)
     assert analysis.orientation == 0
     assert labelled == [first.norm.ink.shape]
     assert len(groups) == 1 + 1 + 1  # the page, one turned side, and the fragments at the end
+    # upright lines turned sideways fall into no more lines: the gate spares both sides' OCR
+    assert extract.line_share(first.turned(1, ocr, read_ocr=False)) < (
+        extract.SIDEWAYS_GATE * extract.line_share(first)
+    )
+    assert len(read) == 1
+    # without the gate both sides are read, each for its OCR alone
+    labelled.clear()
+    groups.clear()
+    read.clear()
+    monkeypatch.setattr(extract, "SIDEWAYS_GATE", 0.0)
+    analysis = analyse_page(page)
+    assert analysis.orientation == 0
+    assert labelled == [first.norm.ink.shape]
+    assert len(groups) == 1 + 1 + 1
+    assert len(read) == 3
     # an upside-down suspect: no layout of its own at all
     labelled.clear()
     groups.clear()

@@ -241,3 +241,22 @@ def test_default_model_reads_pages_fed_sideways_or_upside_down(
         default_model, dev_docs, lambda image: np.ascontiguousarray(np.rot90(image, quarter_turns))
     )
     assert predicted == truth
+
+
+def test_only_a_page_whose_turned_layout_reads_as_lines_is_turned() -> None:
+    """The sideways gate: squared paper is not a page on its side; a form photographed sideways is.
+
+    Without the gate the squared-paper note was read turned 90° (its grid cells look like
+    columns, and tesseract read its turned hand no worse); the intake form is given sideways.
+    """
+    from app.documents import load_pages
+    from app.features import analyse_page
+
+    note = load_pages(
+        DEV_DATA / "modern_handwritten_notes_misc/handwritten/ilodan_analisi1_page2.jpg"
+    )
+    assert analyse_page(note[0].image).orientation == 0
+    form = load_pages(
+        DEV_DATA / "textract_intake_form_en/mixed/textract_patient_intake_form_sample.jpg"
+    )
+    assert analyse_page(form[0].image).orientation in (90, 270)

@@ -32,7 +32,7 @@ from app.processes import one_blas_thread
 
 log = logging.getLogger(__name__)
 
-FEATURE_VERSION = "3.3"
+FEATURE_VERSION = "3.5"
 """2.2: word confidences keep tesseract's decimals (pytesseract's dict output truncated them).
 2.3: pages skewed by 0.5° or more are straightened first.
 2.4: they are turned where text is 30 px tall, not 40 (half the pixels, same stroke widths).
@@ -47,7 +47,11 @@ FEATURE_VERSION = "3.3"
      resampled to 30-px text and turned (its crops are cut from the page as given and turned
      one by one); the layout copy holds at most 5 Mpx, not 12; a suspect orientation is
      decided on the normalised page turned by quarter turns, the page read in full again only
-     when the turn wins."""
+     when the turn wins.
+3.5: bounded work (issue 19): stroke statistics on 12 sampled lines, not 24; the OCR sample is
+     read once (tesseract's inverted second reading of low-confidence lines is off: the crops
+     are dark on white by construction); a sideways suspect is read turned only when turning
+     its layout sets at least SIDEWAYS_GATE times the share of its components in text lines."""
 
 OCR_FEATURES = (
     "ocr_conf_mean",
@@ -104,7 +108,10 @@ FEATURE_NAMES: tuple[str, ...] = (
 
 OCR_SAMPLE_LINES = 8
 LOW_LINE_CONF = 60.0
-STROKE_SAMPLE_LINES = 24
+STROKE_SAMPLE_LINES = 12
+SIDEWAYS_GATE = 1.5
+"""A sideways suspect is read turned only when turning it sets this many times the share of its
+components in text lines (a page of columns or squared paper is not a page on its side)."""
 OCR_MAX_LINE_WIDTH = 520
 _WORDLIKE = re.compile(
     r"^[\"'(\[]?([A-Za-zÀ-ÖØ-öø-ÿ]+(['’-][A-Za-zÀ-ÖØ-öø-ÿ]+)?|\d+([.,:/-]\d+)*)[\"')\].,;:!?]*$"
@@ -417,7 +424,11 @@ def ocr_features(
     if not settings.enabled or area == 0:
         return dict.fromkeys(OCR_FEATURES, 0.0)
     words = image_to_words(
-        montage, lang=settings.lang, timeout=settings.timeout, engine=settings.engine
+        montage,
+        lang=settings.lang,
+        timeout=settings.timeout,
+        engine=settings.engine,
+        retry_inverted=False,
     )
     if per_line is not None:
         index = {id(ln): i for i, ln in enumerate(lines)}
@@ -596,17 +607,35 @@ def decide_turn(first: _Reading, ocr: OcrSettings) -> tuple[int, dict[int, _Read
     Only the OCR of a turn is read to decide. A half turn keeps the layout itself: the page
     upside down is the page as read, and the two sides of a sideways page are one layout, so
     each of those costs its OCR alone; a quarter turn takes the first reading's labelling turned.
+    A sideways suspect's turned layout is read (OCR) only when it puts at least SIDEWAYS_GATE
+    times the page's own share of components into text lines: text on its side, turned upright,
+    falls into lines; columns, tables and squared paper turned do not.
     """
     best_k, best_median = 0, first.ocr_median
     read = {0: first}
     for k in first.turns:
         other = read.get((k + 2) % 4)
-        alt = other.half_turned(ocr) if other is not None else first.turned(k, ocr)
+        if other is not None:
+            alt = other.half_turned(ocr)
+        else:
+            alt = first.turned(k, ocr, read_ocr=not k % 2)
+            if k % 2:
+                if line_share(alt) < SIDEWAYS_GATE * line_share(first):
+                    # the page turned sets no more of its ink in lines: it is not on its side
+                    # (and the other side, the same layout, would not either)
+                    break
+                alt.read_ocr(ocr)
         read[k] = alt
         margin = alt.ocr_median - best_median
         if not alt.empty and margin >= (ORIENT_MARGIN if best_k == 0 else 0.0):
             best_k, best_median = k, alt.ocr_median
     return best_k, read
+
+
+def line_share(reading: _Reading) -> float:
+    """Share of a reading's components that belong to one of its text lines."""
+    members = sum(int(ln.members.size) for ln in reading.lines)
+    return members / max(len(reading.comps), 1)
 
 
 def _turns_to_try(norm: Normalised, comps: Components, lines: list[Line]) -> list[int]:
@@ -681,6 +710,7 @@ class _Reading:
         decide: bool,
         t0: float,
         labelled: Labelled | None = None,
+        read_ocr: bool = True,
     ) -> _Reading:
         labelled = Labelled.of(norm.ink) if labelled is None else labelled
         comps, labels = find_components(norm.ink, labelled=labelled)
@@ -688,12 +718,18 @@ class _Reading:
         t1 = time.perf_counter()
         turns = _turns_to_try(norm, comps, lines) if decide else []
         reading = cls(norm, comps, labels, lines, turns, {"normalise": t1 - t0}, labelled=labelled)
-        if not reading.empty:
-            reading.ocr = ocr_features(norm, lines, ocr, reading.per_line)
-            reading.timings["ocr"] = time.perf_counter() - t1
+        if read_ocr:
+            reading.read_ocr(ocr)
         return reading
 
-    def turned(self, k: int, ocr: OcrSettings) -> _Reading:
+    def read_ocr(self, ocr: OcrSettings) -> None:
+        """Read this reading's OCR sample (nothing when it is empty)."""
+        if not self.empty:
+            t1 = time.perf_counter()
+            self.ocr = ocr_features(self.norm, self.lines, ocr, self.per_line)
+            self.timings["ocr"] = time.perf_counter() - t1
+
+    def turned(self, k: int, ocr: OcrSettings, *, read_ocr: bool = True) -> _Reading:
         """This page's reading turned by ``k`` quarter turns (counter-clockwise), up to its OCR.
 
         The normalised page is turned, not normalised again (its text height is kept), and its
@@ -706,7 +742,12 @@ class _Reading:
         view = _turned_view(norm, k)
         labelled = self.labelled or Labelled.of(norm.ink)
         return _Reading._read(
-            view, ocr, decide=False, t0=time.perf_counter(), labelled=labelled.quarter_turned(k)
+            view,
+            ocr,
+            decide=False,
+            t0=time.perf_counter(),
+            labelled=labelled.quarter_turned(k),
+            read_ocr=read_ocr,
         )
 
     def half_turned(self, ocr: OcrSettings) -> _Reading:
