@@ -29,7 +29,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from app.features.extract import SIDEWAYS_GATE  # noqa: E402
+from app.features.extract import SIDEWAYS_GATE, passes_sideways_gate  # noqa: E402
 
 os.environ["OMP_THREAD_LIMIT"] = "1"
 
@@ -82,8 +82,11 @@ def main() -> int:
         f"{len(pages)} pages given turned {args.turn}°; {len(sideways)} suspect of lying sideways"
     )
 
+    def passes(p: dict[str, Any], factor: float) -> bool:
+        return passes_sideways_gate(p["share"], p["turned_share"], factor)
+
     def best(p: dict[str, Any], factor: float) -> int:
-        gated = sorted(p["turns"]) == [1, 3] and p["turned_share"] < factor * p["share"]
+        gated = sorted(p["turns"]) == [1, 3] and not passes(p, factor)
         return 0 if gated else int(p["best"])
 
     for name, factor in (
@@ -104,7 +107,7 @@ def main() -> int:
     print("|---|---|---|---|---|")
     factors = sorted({float(f) for f in args.gate.split(",") if f.strip()} | {SIDEWAYS_GATE})
     for factor in factors:
-        kept = [p for p in sideways if p["turned_share"] >= factor * p["share"]]
+        kept = [p for p in sideways if passes(p, factor)]
         dropped = [p for p in sideways if p not in kept]
         lost = sum(p["best"] == upright and upright != 0 for p in dropped)
         avoided = sum(p["best"] not in (0, upright) for p in dropped)

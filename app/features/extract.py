@@ -620,7 +620,7 @@ def decide_turn(first: _Reading, ocr: OcrSettings) -> tuple[int, dict[int, _Read
         else:
             alt = first.turned(k, ocr, read_ocr=not k % 2)
             if k % 2:
-                if line_share(alt) < SIDEWAYS_GATE * line_share(first):
+                if not passes_sideways_gate(line_share(first), line_share(alt)):
                     # the page turned sets no more of its ink in lines: it is not on its side
                     # (and the other side, the same layout, would not either)
                     break
@@ -630,6 +630,15 @@ def decide_turn(first: _Reading, ocr: OcrSettings) -> tuple[int, dict[int, _Read
         if not alt.empty and margin >= (ORIENT_MARGIN if best_k == 0 else 0.0):
             best_k, best_median = k, alt.ocr_median
     return best_k, read
+
+
+def passes_sideways_gate(share: float, turned_share: float, factor: float | None = None) -> bool:
+    """Whether a sideways suspect's turns are worth reading (the layout test before their OCR).
+
+    They are when the turned layout's line share (``turned_share``) is at least ``factor``
+    (default SIDEWAYS_GATE) times the page's own (``share``).
+    """
+    return turned_share >= (SIDEWAYS_GATE if factor is None else factor) * share
 
 
 def line_share(reading: _Reading) -> float:
