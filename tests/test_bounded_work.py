@@ -20,7 +20,8 @@ from threadpoolctl import threadpool_info, threadpool_limits
 
 from app.features import analyse_page, extract
 from app.features.glyphs import twin_distances
-from app.features.layout import Components, Labelled, Line, find_components, group_lines
+from app.features.labelling import Labelled
+from app.features.layout import Components, Line, find_components, group_lines
 from app.features.normalise import (
     MAX_CANON_PIXELS,
     RULE_LENGTH,
@@ -284,10 +285,10 @@ def test_turned_readings_read_what_labelling_the_turned_page_reads(
     labelled: list[tuple[int, ...]] = []
     real_of = Labelled.of
 
-    def counting(ink: np.ndarray) -> Labelled:
-        if ink.shape == first.norm.ink.shape:
+    def counting(ink: np.ndarray, connectivity: int = 8) -> Labelled:
+        if ink.shape == first.norm.ink.shape and connectivity == 8:  # not the probe's 4-connected
             labelled.append(ink.shape)
-        return real_of(ink)
+        return real_of(ink, connectivity)
 
     groups: list[int] = []
     real_group = extract.group_lines

@@ -16,9 +16,9 @@ import numpy as np
 from scipy import ndimage
 
 from app.features.glyphs import NO_TWIN, Glyphs, twin_distances, twin_summary
+from app.features.labelling import Labelled
 from app.features.layout import (
     Components,
-    Labelled,
     Line,
     find_components,
     group_lines,

@@ -12,6 +12,8 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 
+from app.features.labelling import Labelled
+
 CANON_HEIGHT = 20.0
 """Character height (px) of the line crops that strokes and OCR are measured on."""
 LAYOUT_HEIGHT = 13.0
@@ -288,15 +290,9 @@ def is_ruled_paper(ink: np.ndarray, *, min_rules: int = 5, max_spacing_cv: float
 
 def component_boxes(ink: np.ndarray) -> np.ndarray:
     """(y0, y1, x0, x1, area) of every 4-connected component of ``ink``, as float64 rows."""
-    labels, n = ndimage.label(ink)
-    if n == 0:
-        return np.zeros((0, 5), dtype=np.float64)
-    boxes = np.empty((n, 5), dtype=np.float64)
-    boxes[:, :4] = [
-        (s[0].start, s[0].stop, s[1].start, s[1].stop) for s in ndimage.find_objects(labels)
-    ]
-    boxes[:, 4] = np.bincount(labels[np.asarray(ink, dtype=bool)], minlength=n + 1)[1:]
-    return boxes
+    lab = Labelled.of(ink, connectivity=4)
+    x0, y0, x1, y1 = lab.box.T
+    return np.column_stack([y0, y1, x0, x1, lab.area]).astype(np.float64)
 
 
 def estimate_text_height(ink: np.ndarray, boxes: np.ndarray | None = None) -> float:
