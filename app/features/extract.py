@@ -616,15 +616,15 @@ def decide_turn(first: _Reading, ocr: OcrSettings) -> tuple[int, dict[int, _Read
     for k in first.turns:
         other = read.get((k + 2) % 4)
         if other is not None:
-            alt = other.half_turned(ocr)
+            alt = other.half_turned(ocr)  # a half turn, or the other side of a sideways page
         else:
-            alt = first.turned(k, ocr, read_ocr=not k % 2)
-            if k % 2:
-                if not passes_sideways_gate(line_share(first), line_share(alt)):
-                    # the page turned sets no more of its ink in lines: it is not on its side
-                    # (and the other side, the same layout, would not either)
-                    break
-                alt.read_ocr(ocr)
+            # the first side of a sideways suspect (a half turn always has the page as read)
+            alt = first.turned(k, ocr, read_ocr=False)
+            if not passes_sideways_gate(line_share(first), line_share(alt)):
+                # the page turned sets no more of its ink in lines: it is not on its side
+                # (and the other side, the same layout, would not either)
+                break
+            alt.read_ocr(ocr)
         read[k] = alt
         margin = alt.ocr_median - best_median
         if not alt.empty and margin >= (ORIENT_MARGIN if best_k == 0 else 0.0):
