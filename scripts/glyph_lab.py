@@ -3,13 +3,14 @@
     poetry run python scripts/glyph_lab.py --data ../shared/datasets/manifest.csv \\
         [--per-source 4] [--seed 0] [--jobs 2]
 
-Issue 18 asks for glyph evidence robust to blur, JPEG, thermal and typewriter print. Features 3.5
-(:mod:`app.features.glyphs`) missed on low-resolution typewriter print (FUNSD, ~90 dpi: the
-printed prompts found no twin under a fixed 0.16 threshold, like handwriting). This script
+Issue 18 asks for glyph evidence robust to blur, JPEG, thermal and typewriter print. The
+shipped statistic (:mod:`app.features.glyphs`, features 3.5) misses on low-resolution
+typewriter print (FUNSD, ~90 dpi: the printed prompts find no twin under its fixed 0.16
+threshold, like handwriting). This script
 measures, on the same components, whether another descriptor or another statistic separates
 print from handwriting better, without retraining anything:
 
-- ``mask 6x6`` (3.5): cell means of the component's own mask, twin distance = RMS to the
+- ``mask 6x6`` (shipped): cell means of the component's own mask, twin distance = RMS to the
   nearest component of about the same size, a twin under 0.16; ``mask 4x4``: a coarser grid
   (less sensitive to sub-pixel phase);
 - ``grey 6x6``: cell means of the background-flattened grey (darkness), each component scaled
@@ -17,7 +18,8 @@ print from handwriting better, without retraining anything:
 - ``ratio``: the shipped distance divided by the median distance to every candidate of the same
   size (Lowe's ratio test: a printed ``e`` is much nearer its twin than other letters of its
   size are, whatever the blur; handwriting's nearest is only a little nearer), on components
-  with at least three candidates, a twin under 0.5 (adopted in features 3.6);
+  with at least three candidates, a twin under 0.5 (tried as features 3.6, not adopted:
+  README);
 - ``scaled``: the shipped share with its threshold raised for pages whose source text is small
   (``0.16 * sqrt(max(1, 13 / text height in source pixels))``).
 
@@ -63,9 +65,9 @@ from app.features.normalise import LAYOUT_HEIGHT, normalise  # noqa: E402
 
 MIN_CANDIDATES = 3
 RATIO_SHARE = 0.5
-"""A component whose ratio is under this counts as having a twin (features 3.6: RATIO_TWIN)."""
+"""A component whose ratio is under this counts as having a twin."""
 TWIN_DISTANCE = 0.16
-"""Features 3.5's twin: a twin distance under this."""
+"""The shipped twin (features 3.5): a twin distance under this."""
 
 
 def mask_cells(labels: np.ndarray, comps: Components, idx: np.ndarray, grid: int) -> np.ndarray:
@@ -165,10 +167,10 @@ def statistics(v: dict[str, Any]) -> dict[str, tuple[np.ndarray, float]]:
     """Per component: (values, twin threshold) of each statistic; NaN threshold: median only."""
     scaled = TWIN_DISTANCE * np.sqrt(max(1.0, LAYOUT_HEIGHT / max(v["text_height"], 1.0)))
     return {
-        "mask 6x6 (3.5)": (v["mask 6x6"], TWIN_DISTANCE),
+        "mask 6x6 (shipped)": (v["mask 6x6"], TWIN_DISTANCE),
         "mask 4x4": (v["mask 4x4"], np.nan),
         "grey 6x6": (v["grey 6x6"], np.nan),
-        "ratio (3.6)": (v["ratio"], RATIO_SHARE),
+        "ratio test": (v["ratio"], RATIO_SHARE),
         "scaled threshold": (v["mask 6x6"], scaled),
     }
 
@@ -227,12 +229,12 @@ def report(rows: list[tuple[str, str, dict[str, Any]]]) -> str:
     shares: dict[tuple[str, str], list[tuple[float, float]]] = defaultdict(list)
     for label, source, v in rows:
         stats = statistics(v)
-        old = _summary(*stats["mask 6x6 (3.5)"])[1]
-        shares[(label, source)].append((old, _summary(*stats["ratio (3.6)"])[1]))
+        old = _summary(*stats["mask 6x6 (shipped)"])[1]
+        shares[(label, source)].append((old, _summary(*stats["ratio test"])[1]))
     out += [
         "",
-        "Share of glyphs with a twin, median over each source's pages: 3.5 (under 0.16) / "
-        "3.6 (ratio test)",
+        "Share of glyphs with a twin, median over each source's pages: shipped (under 0.16) / "
+        "ratio test",
         "",
     ]
     for label in ("typed", "mixed", "handwritten"):
