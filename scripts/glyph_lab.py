@@ -55,6 +55,7 @@ from app.documents import load_pages  # noqa: E402
 from app.features.extract import OcrSettings, _Reading  # noqa: E402
 from app.features.glyphs import (  # noqa: E402
     MAX_GLYPHS,
+    NO_TWIN,
     SIZE_TOLERANCE,
     _per_line_sample,
     character_sized,
@@ -64,6 +65,9 @@ from app.features.layout import Components  # noqa: E402
 from app.features.normalise import LAYOUT_HEIGHT, normalise  # noqa: E402
 
 MIN_CANDIDATES = 3
+"""The ratio test judges components with at least this many candidates of their size."""
+MIN_LINE_GLYPHS = 3
+"""Lines with fewer measured components are left out of the line figures."""
 RATIO_SHARE = 0.5
 """A component whose ratio is under this counts as having a twin."""
 TWIN_DISTANCE = 0.16
@@ -144,7 +148,7 @@ def page_stats(path: str) -> dict[str, Any] | None:
         ("grey 6x6", grey_cells(dark, comps, idx)),
     ):
         best, median = nearest(cells, comps, idx)
-        out[name] = best
+        out[name] = np.where(np.isfinite(best), best, NO_TWIN)  # no candidate: as shipped
         if name == "mask 6x6":
             with np.errstate(divide="ignore", invalid="ignore"):
                 out["ratio"] = best / median
@@ -197,7 +201,7 @@ def report(rows: list[tuple[str, str, dict[str, Any]]]) -> str:
         stats = statistics(v)
         for ln in np.unique(v["line"]):
             m = v["line"] == ln
-            if m.sum() >= MIN_CANDIDATES:
+            if m.sum() >= MIN_LINE_GLYPHS:
                 lines.append((label, source, {k: _summary(a[m], t) for k, (a, t) in stats.items()}))
     ly = np.array([label == "handwritten" for label, _, _ in lines])
     lw = _weights([(label, source) for label, source, _ in lines])
