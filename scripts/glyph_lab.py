@@ -6,22 +6,22 @@
 Issue 18 asks for glyph evidence robust to blur, JPEG, thermal and typewriter print. The
 shipped statistic (:mod:`app.features.glyphs`, features 3.5) misses on low-resolution
 typewriter print (FUNSD, ~90 dpi: the printed prompts find no twin under its fixed 0.16
-threshold, like handwriting). This script
-measures, on the same components, whether another descriptor or another statistic separates
-print from handwriting better, without retraining anything:
+threshold, like handwriting). This script measures, on the same components, whether another
+descriptor or another statistic separates print from handwriting better, without retraining
+anything:
 
 - ``mask 6x6`` (shipped): cell means of the component's own mask, twin distance = RMS to the
   nearest component of about the same size, a twin under 0.16; ``mask 4x4``: a coarser grid
   (less sensitive to sub-pixel phase);
 - ``grey 6x6``: cell means of the background-flattened grey (darkness), each component scaled
   by its darkest cell (typewriter strikes differ in ink, not in shape);
-- ``ratio``: the shipped distance divided by the median distance to every candidate of the same
+- ``ratio test``: the shipped distance divided by the median distance to every candidate of the same
   size (Lowe's ratio test: a printed ``e`` is much nearer its twin than other letters of its
   size are, whatever the blur; handwriting's nearest is only a little nearer), on components
   with at least three candidates, a twin under 0.5 (tried as features 3.6, not adopted:
   README);
-- ``scaled``: the shipped share with its threshold raised for pages whose source text is small
-  (``0.16 * sqrt(max(1, 13 / text height in source pixels))``).
+- ``scaled threshold``: the shipped share with its threshold raised for pages whose source
+  text is small (``0.16 * sqrt(max(1, 13 / text height in source pixels))``).
 
 Figures, each weighted so every (source, label) weighs the same: ROC AUC of typed against
 handwritten **pages** (the page median, or the share under the threshold), with and without IAM
@@ -30,6 +30,7 @@ handwritten **lines** (layout lines with at least three measured components; pag
 label; IAM and mixed pages left out), over all sources and over FUNSD's typed lines against every
 handwritten line (the case the line model gets wrong). Pages are read upright as given (no
 orientation search) and without OCR: the layout the glyph statistic sees on an upright page.
+A second list gives each source's median share of glyphs with a twin, shipped and ratio test.
 """
 
 from __future__ import annotations
