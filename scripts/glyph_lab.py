@@ -55,12 +55,10 @@ os.environ.setdefault("OMP_THREAD_LIMIT", "1")
 from app.documents import load_pages  # noqa: E402
 from app.features.extract import OcrSettings, _Reading  # noqa: E402
 from app.features.glyphs import (  # noqa: E402
-    MAX_GLYPHS,
     NO_TWIN,
     SIZE_TOLERANCE,
-    _per_line_sample,
-    character_sized,
     descriptors,
+    twin_distances,
 )
 from app.features.layout import Components  # noqa: E402
 from app.features.normalise import LAYOUT_HEIGHT, normalise  # noqa: E402
@@ -99,7 +97,9 @@ def grey_cells(dark: np.ndarray, comps: Components, idx: np.ndarray) -> np.ndarr
 
 
 def nearest(d: np.ndarray, comps: Components, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(twin distance, median distance to the candidates) of every component, as shipped.
+    """(twin distance, median distance to the candidates) of every component.
+
+    The twin distance as :func:`app.features.glyphs.twin_distances` defines it, for other cells.
 
     Candidates: about the same height and width (SIZE_TOLERANCE); no candidate: (inf, NaN);
     the median needs MIN_CANDIDATES.
@@ -121,7 +121,7 @@ def nearest(d: np.ndarray, comps: Components, idx: np.ndarray) -> tuple[np.ndarr
         dist = np.sqrt(d2 / d.shape[1])
         best[i] = dist.min()
         if dist.size >= MIN_CANDIDATES:
-            median[i] = float(np.sort(dist)[(dist.size - 1) // 2])  # the lower middle, as shipped
+            median[i] = float(np.sort(dist)[(dist.size - 1) // 2])  # the lower middle one
     return best, median
 
 
@@ -135,24 +135,22 @@ def page_stats(path: str) -> dict[str, Any] | None:
     comps = reading.comps
     if len(comps) < 5:
         return None
-    idx = np.flatnonzero(character_sized(comps))
-    if idx.size > MAX_GLYPHS:
-        idx = _per_line_sample(idx, comps.line[idx], 0)
+    shipped = twin_distances(reading.labels, comps)  # the shipped statistic, its own sample
+    idx = np.flatnonzero(~np.isnan(shipped.distance))
     if idx.size < 2:
         return None
-    assert descriptors(reading.labels, comps, idx[:1]).shape == (1, 36)  # the shipped grid
     dark = np.clip((255.0 - norm.grey.astype(np.float32)) / max(255.0 - norm.threshold, 1.0), 0, 1)
     out: dict[str, Any] = {"line": comps.line[idx], "text_height": norm.text_height}
+    out["mask 6x6"] = shipped.distance[idx]
+    _, median = nearest(descriptors(reading.labels, comps, idx), comps, idx)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out["ratio"] = out["mask 6x6"] / median  # NaN where fewer than MIN_CANDIDATES
     for name, cells in (
-        ("mask 6x6", mask_cells(reading.labels, comps, idx, 6)),
         ("mask 4x4", mask_cells(reading.labels, comps, idx, 4)),
         ("grey 6x6", grey_cells(dark, comps, idx)),
     ):
-        best, median = nearest(cells, comps, idx)
+        best, _ = nearest(cells, comps, idx)
         out[name] = np.where(np.isfinite(best), best, NO_TWIN)  # no candidate: as shipped
-        if name == "mask 6x6":
-            with np.errstate(divide="ignore", invalid="ignore"):
-                out["ratio"] = best / median
     return out
 
 
