@@ -37,17 +37,20 @@ def _worker(tree: str, data: str, limit: int, repeat: int, conn: Connection) -> 
     """Load the pages with ``tree``'s code, then time the pages asked for, one at a time."""
     os.environ["OMP_THREAD_LIMIT"] = "1"
     sys.path.insert(0, tree)
-    sys.path.insert(1, str(ROOT / "bench"))
-    from features import pick_files
-
+    # ``tree``'s app first: bench/features.py puts this checkout at the front of sys.path when
+    # it is imported, so importing it first made both processes run this checkout's code
+    import app
     from app.documents import load_pages
     from app.features import analyse_page
     from app.processes import one_blas_thread
 
+    sys.path.insert(1, str(ROOT / "bench"))
+    from features import pick_files
+
     one_blas_thread()
     files = pick_files(Path(data), limit)
     pages = [(source, load_pages(path, dpi=300)[0].image) for path, source in files]
-    conn.send([source for source, _ in pages])
+    conn.send((str(Path(app.__file__).resolve().parent), [source for source, _ in pages]))
     while (i := conn.recv()) is not None:
         best, stages = float("inf"), {}
         for _ in range(repeat):
@@ -78,7 +81,11 @@ def main() -> int:
         proc.start()
         ends.append(mine)
         procs.append(proc)
-    sources, same = (end.recv() for end in ends)
+    (app_before, sources), (app_after, same) = (end.recv() for end in ends)
+    for tree, code in ((args.before, app_before), (args.after, app_after)):
+        # each process must run its own tree's code, or the comparison compares nothing
+        if Path(code) != Path(tree).resolve() / "app":
+            raise SystemExit(f"{tree}: its process imported {code}, not its own app")
     assert sources == same, "the two trees picked different pages"
     results: list[list[tuple[float, dict[str, Any]]]] = [[], []]
     for i in range(len(sources)):
@@ -91,7 +98,8 @@ def main() -> int:
     before = np.array([r[0] for r in results[0]])
     after = np.array([r[0] for r in results[1]])
     print(f"{len(sources)} pages, read in turn (fastest of {args.repeat}), one process each")
-    print(f"before: {args.before}\nafter:  {args.after}\n")
+    print(f"before: {args.before} (app from {app_before})")
+    print(f"after:  {args.after} (app from {app_after})\n")
     print("| stage | before median s | after median s | before sum s | after sum s |")
     print("|---|---|---|---|---|")
     for stage in STAGES:
