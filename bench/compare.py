@@ -85,6 +85,8 @@ def main() -> int:
     for tree, code in ((args.before, app_before), (args.after, app_after)):
         # each process must run its own tree's code, or the comparison compares nothing
         if Path(code) != Path(tree).resolve() / "app":
+            for proc in procs:
+                proc.terminate()
             raise SystemExit(f"{tree}: its process imported {code}, not its own app")
     assert sources == same, "the two trees picked different pages"
     results: list[list[tuple[float, dict[str, Any]]]] = [[], []]
