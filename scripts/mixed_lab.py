@@ -24,8 +24,9 @@ for at most 3 % false ``mixed``.
   fragments by box area and counts those with p >= 0.5): the fold's verdict rule is refitted on
   its training pages' out-of-fold shares, then the detector on the new rule's log-odds.
 - ``shipped`` (both): each fold's own rule and detector; it reproduces the LOSO table of
-  ``train --loso`` (same seed, same features), and a share refitted the shipped way
-  (``area-hard``) reproduces it too: the check that the refit is the procedure's.
+  ``train --loso`` (same seed, same features), and the shipped share itself refitted
+  (``area-hard`` is :func:`page_share`) reproduces it too: the check that the refit is the
+  procedure's.
 
 ``fit`` fits the procedure once on every page (what ``train`` ships) and scores its own pages;
 ``insample`` then counts, per share, how many first pages of the sure mixed documents that model
@@ -217,7 +218,7 @@ def _area(b: np.ndarray) -> np.ndarray:
 
 SHARES: dict[str, Share | None] = {
     "shipped": None,
-    "area-hard": _weighted_share(_area, soft=False),
+    "area-hard": page_share,
     "area-soft": _weighted_share(_area, soft=True),
     "sqrtarea-soft": _weighted_share(lambda b: np.sqrt(_area(b)), soft=True),
     "sqrtarea-hard": _weighted_share(lambda b: np.sqrt(_area(b)), soft=False),
@@ -325,6 +326,29 @@ def _fold_rule(
     return rule, detector, ev
 
 
+def _call(
+    pg: dict[str, Any],
+    algorithm: str,
+    fold: tuple[Any, Any, Scorer],
+    share_fn: Share | None,
+) -> tuple[int, float]:
+    """One dumped page's label code under a fold's rule and detector (what :func:`_fold_rule`
+    returns), and the detector's score (0 on a page without fragments, never called mixed)."""
+    rule, detector, ev = fold
+    p_page = pg["p"][algorithm]
+    share = pg["share"]
+    if share_fn is not None:
+        s_new = share_fn(pg["frags"])
+        share = None if np.isnan(s_new) else float(s_new)
+    label = 1 if rule.score(p_page, share) >= 0.5 else 0
+    if not pg["frags"][0].shape[0]:
+        return label, 0.0
+    s = float(detector.score(ev(p_page, share, pg["frags"]))[0])
+    if detector.enabled and s >= detector.threshold:
+        label = LABEL_CODE["mixed"]
+    return label, s
+
+
 def score(
     folder: Path,
     variant: str,
@@ -347,23 +371,12 @@ def score(
     recall = {0: [0, 0], 1: [0, 0]}
     for path in sorted(folder.glob("*.pkl")):
         rec = _load(path)
-        rule, detector, ev = _fold_rule(rec, algorithm, evidence, share_fn, opts)
+        fold = _fold_rule(rec, algorithm, evidence, share_fn, opts)
         right = []
         for pg in rec["pages"]:
             if pg["key"][0] in unsure:
                 continue
-            p_page = pg["p"][algorithm]
-            page_share_ = pg["share"]
-            if share_fn is not None:
-                s_new = share_fn(pg["frags"])
-                page_share_ = None if np.isnan(s_new) else s_new
-            q = rule.score(p_page, page_share_)
-            label = 1 if q >= 0.5 else 0
-            s = 0.0
-            if pg["frags"][0].shape[0]:
-                s = float(detector.score(ev(p_page, page_share_, pg["frags"]))[0])
-                if detector.enabled and s >= detector.threshold:
-                    label = 2
+            label, s = _call(pg, algorithm, fold, share_fn)
             right.append(label == pg["y"])
             pooled.append((pg["y"] == 2, s))
             if pg["y"] == 2:
@@ -415,19 +428,14 @@ def insample(path: Path, share_name: str, unsure: set[str], algorithm: str) -> d
     """
     rec = _load(path)
     share_fn = SHARES[share_name]
-    rule, detector, ev = _fold_rule(rec, algorithm, None, share_fn, FitOptions())
+    fold = _fold_rule(rec, algorithm, None, share_fn, FitOptions())
+    rule, detector, _ = fold
     first = [
         pg
         for pg in rec["pages"]
         if pg["y"] == LABEL_CODE["mixed"] and pg["key"][0] not in unsure and pg["key"][1] == 1
     ]
-    called = 0
-    for pg in first:
-        p_page = pg["p"][algorithm]
-        share = pg["share"] if share_fn is None else share_fn(pg["frags"])
-        share = None if share is None or np.isnan(share) else float(share)
-        if pg["frags"][0].shape[0] and detector.enabled:
-            called += bool(detector.is_mixed(ev(p_page, share, pg["frags"]))[0])
+    called = sum(_call(pg, algorithm, fold, share_fn)[0] == LABEL_CODE["mixed"] for pg in first)
     return {
         "rule": (rule.a, rule.b, rule.c),
         "threshold": detector.threshold,
