@@ -241,9 +241,8 @@ def _load(path: Path) -> dict[str, Any]:
 
 
 def _logit_q(q: float) -> float:
-    """The detector's ``mixed_logit_q`` of a rule score (as :func:`mixed_evidence` computes it)."""
-    q = min(max(q, 1e-4), 1 - 1e-4)
-    return math.log(q / (1 - q))
+    """The detector's ``mixed_logit_q`` of a rule score (:func:`mixed_evidence`'s first column)."""
+    return float(mixed_evidence(np.zeros((0, 4)), np.zeros(0), q)[0])
 
 
 def _refit_rule(rec: dict[str, Any], algorithm: str, share: Share) -> tuple[Any, np.ndarray]:
